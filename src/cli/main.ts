@@ -1,0 +1,175 @@
+// The command line, shaped like nginx's: `-c FILE`, `-t`, `-s SIGNAL`, flags in any
+// order; plus `backend` and `demo` for the tutorial's services.
+import { readFile } from 'node:fs/promises'
+import { resolve } from 'node:path'
+import { loadConfig } from '../config/load.js'
+import { createLogger } from '../log.js'
+import { startSwitchyard } from '../runtime/switchyard.js'
+
+export const DEFAULT_CONFIG = '/etc/switchyard/switchyard.conf'
+
+const usage = `Usage: switchyard [-h] [-v] [-t] [-q] [-c FILE] [-s SIGNAL]
+       switchyard backend --port N      the tutorial's demo service
+       switchyard demo [options]         three services, the balancer, a distribution table
+
+Options:
+  -h, -?         this help
+  -v, -V         show version and exit
+  -t             test the configuration and exit
+  -q             with -t, print errors only
+  -c FILE        configuration file (default: ${DEFAULT_CONFIG})
+  -s SIGNAL      send a signal to the running master: stop, quit, reopen, reload
+`
+
+const signals: Record<string, NodeJS.Signals> = { stop: 'SIGTERM', quit: 'SIGQUIT', reopen: 'SIGUSR1', reload: 'SIGHUP' }
+
+interface Flags {
+  config: string
+  test: boolean
+  quiet: boolean
+  signal: string | null
+  help: boolean
+  version: boolean
+}
+
+/** Parse nginx-style flags (`-c FILE`, `-cFILE`, `-tq`, any order). */
+export function parseFlags(argv: readonly string[]): Flags {
+  const flags: Flags = { config: DEFAULT_CONFIG, test: false, quiet: false, signal: null, help: false, version: false }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!
+    if (!arg.startsWith('-') || arg.length < 2) throw new Error(`invalid option: "${arg}"`)
+    for (let j = 1; j < arg.length; j++) {
+      const f = arg[j]!
+      switch (f) {
+        case 'h': case '?': flags.help = true; break
+        case 'v': case 'V': flags.version = true; break
+        case 't': flags.test = true; break
+        case 'q': flags.quiet = true; break
+        case 'c': case 's': {
+          const value = arg.length > j + 1 ? arg.slice(j + 1) : argv[++i]
+          if (value === undefined) throw new Error(`option "-${f}" requires ${f === 'c' ? 'file name' : 'signal name'}`)
+          if (f === 'c') flags.config = value
+          else {
+            if (!(value in signals)) throw new Error(`invalid option: "-s ${value}"`)
+            flags.signal = value
+          }
+          j = arg.length
+          break
+        }
+        default: throw new Error(`invalid option: "${f}"`)
+      }
+    }
+  }
+  flags.config = resolve(flags.config)
+  return flags
+}
+
+async function version(): Promise<string> {
+  const pkg = JSON.parse(await readFile(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }
+  return pkg.version
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const command = argv[0]
+  if (command === 'backend') return (await import('../demo/backend.js')).backendCommand(argv.slice(1))
+  if (command === 'demo') return (await import('../demo/demo.js')).demoCommand(argv.slice(1))
+
+  let flags: Flags
+  try {
+    flags = parseFlags(argv)
+  } catch (err) {
+    process.stderr.write(`switchyard: ${(err as Error).message}\n\n${usage}`)
+    return 1
+  }
+  if (flags.help) {
+    process.stdout.write(usage)
+    return 0
+  }
+  if (flags.version) {
+    process.stdout.write(`switchyard version: switchyard/${await version()} (node ${process.version})\n`)
+    return 0
+  }
+  if (flags.test) return testConfig(flags.config, flags.quiet)
+  if (flags.signal !== null) return sendSignal(flags.config, flags.signal)
+  return run(flags.config)
+}
+
+/** `-t`: nginx's wording, exit 0 or 1. */
+async function testConfig(file: string, quiet: boolean): Promise<number> {
+  try {
+    await loadConfig(file)
+  } catch (err) {
+    process.stderr.write(`switchyard: [emerg] ${(err as Error).message}\nswitchyard: configuration file ${file} test failed\n`)
+    return 1
+  }
+  if (!quiet) {
+    process.stderr.write(`switchyard: the configuration file ${file} syntax is ok\nswitchyard: configuration file ${file} test is successful\n`)
+  }
+  return 0
+}
+
+/** `-s SIGNAL`: signal the process whose pid the config's `pid` file holds. */
+async function sendSignal(file: string, name: string): Promise<number> {
+  try {
+    const config = await loadConfig(file)
+    const pidFile = config.main.pid
+    if (pidFile === null) throw new Error(`no "pid" directive in ${file}: add \`pid FILE;\` to signal the running switchyard`)
+    let text: string
+    try {
+      text = await readFile(pidFile, 'utf8')
+    } catch (err) {
+      throw new Error(`open() "${pidFile}" failed (${(err as NodeJS.ErrnoException).code})`)
+    }
+    const pid = Number.parseInt(text.trim(), 10)
+    if (!Number.isInteger(pid) || pid <= 0) throw new Error(`invalid PID number "${text.trim()}" in "${pidFile}"`)
+    process.kill(pid, signals[name]!)
+    return 0
+  } catch (err) {
+    process.stderr.write(`switchyard: [error] ${(err as Error).message}\n`)
+    return 1
+  }
+}
+
+/** Serve in the foreground until a signal says otherwise. */
+async function run(file: string): Promise<number> {
+  const log = createLogger()
+  let sy
+  try {
+    sy = await startSwitchyard({ configFile: file, logger: log })
+  } catch (err) {
+    log.log('emerg', (err as Error).message)
+    return 1
+  }
+  const { errorLog, workerProcesses } = sy.config.main
+  log.configure(errorLog.path, errorLog.level)
+  if (workerProcesses !== 1) {
+    log.notice(`worker_processes ${workerProcesses}: this version serves from one process`)
+  }
+  const instance = sy
+  return new Promise<number>((resolveExit) => {
+    let ending = false
+    const end = (how: 'quit' | 'stop'): void => {
+      if (ending) {
+        if (how === 'stop') void instance.stop().then(() => resolveExit(0))
+        return
+      }
+      ending = true
+      void (how === 'quit' ? instance.quit() : instance.stop()).then(async () => {
+        await log.close()
+        resolveExit(0)
+      })
+    }
+    process.on('SIGHUP', () => {
+      log.notice('signal SIGHUP received, reconfiguring')
+      void instance.reload()
+    })
+    process.on('SIGQUIT', () => end('quit'))
+    process.on('SIGTERM', () => end('stop'))
+    process.on('SIGINT', () => end('stop'))
+    process.on('SIGUSR1', () => {
+      const current = instance.config.main.errorLog
+      log.configure(current.path, current.level)
+      log.notice('signal SIGUSR1 received, reopening logs')
+    })
+  })
+}

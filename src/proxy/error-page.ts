@@ -1,0 +1,51 @@
+// Responses switchyard writes itself, shaped like nginx's (same status lines, a small
+// HTML body), so clients and monitoring see what they saw behind nginx.
+import { STATUS_CODES, type ServerResponse } from 'node:http'
+
+const pages = new Map<number, Buffer>()
+
+function page(status: number): Buffer {
+  let body = pages.get(status)
+  if (body === undefined) {
+    const title = `${status} ${statusText(status)}`
+    body = Buffer.from(`<html>\r\n<head><title>${title}</title></head>\r\n<body>\r\n<center><h1>${title}</h1></center>\r\n<hr><center>switchyard</center>\r\n</body>\r\n</html>\r\n`)
+    pages.set(status, body)
+  }
+  return body
+}
+
+/** nginx's reason phrases where they differ from Node's. */
+export function statusText(status: number): string {
+  if (status === 504) return 'Gateway Time-out'
+  if (status === 413) return 'Request Entity Too Large'
+  if (status === 414) return 'Request-URI Too Large'
+  return STATUS_CODES[status] ?? 'Unknown'
+}
+
+/** Answer with an nginx-style error page. `close` also ends the client connection,
+ *  which is required when an unread request body is still on the wire. */
+export function sendErrorPage(res: ServerResponse, status: number, close = false): void {
+  if (res.headersSent || res.destroyed) {
+    res.destroy()
+    return
+  }
+  const body = page(status)
+  const headers: Record<string, string | number> = {
+    'content-type': 'text/html',
+    'content-length': body.length,
+    server: 'switchyard',
+  }
+  if (close) {
+    headers.connection = 'close'
+    res.shouldKeepAlive = false
+  }
+  res.writeHead(status, statusText(status), headers)
+  res.end(res.req.method === 'HEAD' ? undefined : body)
+}
+
+/** The same page as raw bytes, for sockets taken over by an upgrade. */
+export function rawErrorResponse(status: number): Buffer {
+  const body = page(status)
+  const head = `HTTP/1.1 ${status} ${statusText(status)}\r\nServer: switchyard\r\nContent-Type: text/html\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`
+  return Buffer.concat([Buffer.from(head), body])
+}

@@ -1,0 +1,280 @@
+// The request path, top to bottom: pick a peer → forward through its pool → classify
+// what came back → try another peer or answer. One Exchange per proxied request; one
+// Attempt per peer tried. Retries follow nginx's ngx_http_upstream_next: only while
+// nothing has gone to the client, never to a peer already tried, within
+// proxy_next_upstream_tries/_timeout, and never for a POST/PATCH/LOCK that reached a
+// peer unless `non_idempotent` is listed.
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Logger } from '../log.js'
+import type { Peer } from '../upstream/peer.js'
+import { Selection, type Environment } from '../upstream/upstream.js'
+import {
+  classifyError, classifyStatus, countsAsPeerFailure, isNonIdempotent, listedInNextUpstream, type Failure,
+} from './classify.js'
+import { sendErrorPage } from './error-page.js'
+import { responseHeaders } from './headers.js'
+import { AttemptBody, BodyTooLargeError } from './request-body.js'
+import type { RequestVars } from './request-vars.js'
+import type { ProxyTarget } from './target.js'
+
+/** What an exchange needs from the running process. */
+export interface ProxyContext {
+  readonly env: Environment
+  readonly log: Logger
+  /** True while shutting down: responses close their client connection. */
+  readonly closing: boolean
+  /** Called once when the exchange is completely over. */
+  exchangeDone(): void
+}
+
+/** Bytes the client says it will send, or -1 for none/unknown (chunked). */
+function declaredLength(req: IncomingMessage): number {
+  const cl = req.headers['content-length']
+  return cl === undefined ? -1 : Number(cl)
+}
+
+export class Exchange {
+  private readonly ctx: ProxyContext
+  private readonly target: ProxyTarget
+  private readonly req: IncomingMessage
+  private readonly res: ServerResponse
+  private readonly vars: RequestVars
+  private readonly selection: Selection
+  private readonly startedAt: number
+  private readonly hasBody: boolean
+  private headers: string[] = []
+  private path = ''
+  private triesLeft: number
+  private attempt: Attempt | null = null
+  private failure: Failure | null = null
+  private over = false
+
+  constructor(ctx: ProxyContext, target: ProxyTarget, req: IncomingMessage, res: ServerResponse, vars: RequestVars) {
+    this.ctx = ctx
+    this.target = target
+    this.req = req
+    this.res = res
+    this.vars = vars
+    this.selection = new Selection(ctx.env, vars)
+    this.startedAt = this.selection.now
+    const cl = declaredLength(req)
+    this.hasBody = cl > 0 || req.headers['transfer-encoding'] !== undefined
+    const limit = target.settings.proxyNextUpstreamTries
+    this.triesLeft = limit === 0 ? target.upstream.maxTries : Math.min(limit, target.upstream.maxTries)
+  }
+
+  start(): void {
+    const { settings } = this.target
+    const limit = settings.clientMaxBodySize
+    if (limit !== 0 && declaredLength(this.req) > limit) {
+      this.ctx.log.error(`client intended to send too large body: ${declaredLength(this.req)} bytes${this.where()}`)
+      return this.finish(() => sendErrorPage(this.res, 413, true))
+    }
+    this.vars.proxyHost = this.target.proxyHost
+    this.headers = this.target.headers.build(this.req, this.vars, false)
+    this.path = this.target.upstreamPath(this.vars)
+    this.res.on('close', this.onClientClose)
+    this.next()
+  }
+
+  // ── pick → forward ────────────────────────────────────────────────────────────
+
+  private next(): void {
+    const timeout = this.target.settings.proxyNextUpstreamTimeout
+    this.selection.tick()
+    if (this.triesLeft <= 0 || (timeout !== 0 && this.selection.now - this.startedAt >= timeout)) {
+      return this.giveUp()
+    }
+    const peer = this.target.upstream.select(this.selection)
+    if (peer === undefined) {
+      this.ctx.log.error(`no live upstreams while connecting to upstream${this.where()}`)
+      return this.giveUp()
+    }
+    const body = this.hasBody ? new AttemptBody(this.req, this.target.settings.clientMaxBodySize) : null
+    const attempt = new Attempt(this, peer, body)
+    this.attempt = attempt
+    const read = this.target.settings.proxyReadTimeout
+    this.target.pools[peer.id]!.dispatch({
+      path: this.path,
+      method: this.req.method ?? 'GET',
+      headers: this.headers,
+      body,
+      headersTimeout: read,
+      bodyTimeout: read,
+    }, attempt)
+  }
+
+  // ── classify ──────────────────────────────────────────────────────────────────
+
+  /** The upstream answered. A status listed in proxy_next_upstream moves on while
+   *  tries remain; anything else is committed to the client. */
+  onResponseHeaders(attempt: Attempt, status: number, raw: Buffer[], resume: () => void): boolean {
+    if (attempt !== this.attempt || this.over) return false
+    const failure = classifyStatus(status, this.target.settings.proxyNextUpstream)
+    if (failure !== null && this.triesLeft > 1 && this.mayMoveOn(failure, attempt)) {
+      this.attemptFailed(attempt, failure)
+      attempt.abort(new Error('moving to the next upstream'))
+      this.next()
+      return false
+    }
+    // The last try's listed status still counts against the peer (nginx marks it failed).
+    attempt.failed = failure !== null && countsAsPeerFailure(failure)
+    attempt.responded = true
+    attempt.resume = resume
+    const headers = responseHeaders(raw)
+    headers.push('server', 'switchyard')
+    if (this.ctx.closing) this.res.shouldKeepAlive = false
+    this.res.writeHead(status, headers)
+    return true
+  }
+
+  onResponseData(chunk: Buffer): boolean {
+    if (this.res.write(chunk)) return true
+    this.res.once('drain', this.onDrain)
+    return false
+  }
+
+  onResponseEnd(attempt: Attempt): void {
+    if (attempt !== this.attempt || this.over) return
+    this.release(attempt, attempt.failed)
+    this.finish(() => this.res.end())
+  }
+
+  onAttemptError(attempt: Attempt, err: Error): void {
+    if (attempt !== this.attempt || attempt.released || this.over) return
+    if (attempt.responded) {
+      // Bytes already went to the client: nothing can be retried, and a cut response
+      // must stay visibly cut, so the client connection is closed, never padded.
+      this.ctx.log.error(`upstream prematurely closed connection while reading upstream (${(err as { code?: string }).code ?? err.message})${this.where(attempt.peer)}`)
+      this.release(attempt, false)
+      return this.finish(() => this.res.destroy())
+    }
+    if (err instanceof BodyTooLargeError) {
+      this.ctx.log.error(`client intended to send too large chunked body${this.where()}`)
+      this.release(attempt, false)
+      return this.finish(() => sendErrorPage(this.res, 413, true))
+    }
+    if ((err as { code?: string }).code === 'SY_CLIENT_ABORTED' || this.req.destroyed) {
+      this.release(attempt, false)
+      return this.finish(() => this.res.destroy())
+    }
+    const failure = classifyError(err)
+    this.attemptFailed(attempt, failure)
+    if (this.triesLeft > 0 && this.mayMoveOn(failure, attempt)) return this.next()
+    this.giveUp()
+  }
+
+  // ── retry rules ───────────────────────────────────────────────────────────────
+
+  private mayMoveOn(failure: Failure, attempt: Attempt): boolean {
+    const { settings } = this.target
+    const rules = settings.proxyNextUpstream
+    if (!listedInNextUpstream(failure, rules)) return false
+    // A streamed body that is partly gone cannot be sent again.
+    if (attempt.body !== null && attempt.body.consumed > 0) return false
+    if (!failure.beforeSend && !rules.nonIdempotent && isNonIdempotent(this.req.method ?? 'GET')) return false
+    const timeout = settings.proxyNextUpstreamTimeout
+    return timeout === 0 || this.ctx.env.now() - this.startedAt < timeout
+  }
+
+  private attemptFailed(attempt: Attempt, failure: Failure): void {
+    this.failure = failure
+    this.triesLeft--
+    // nginx stops at the first failure of a one-server upstream (nothing else to try).
+    if (!attempt.peer.countsFailures) this.triesLeft = 0
+    this.ctx.log.error(`${failure.message} while connecting to upstream${this.where(attempt.peer)}`)
+    this.release(attempt, countsAsPeerFailure(failure), failure.message)
+  }
+
+  /** No (more) peers: answer 502, or 504 when the last try timed out. */
+  private giveUp(): void {
+    const status = this.failure?.status ?? 502
+    this.finish(() => sendErrorPage(this.res, status, this.hasBody))
+  }
+
+  // ── bookkeeping ───────────────────────────────────────────────────────────────
+
+  private release(attempt: Attempt, failed: boolean, reason = ''): void {
+    if (attempt.released) return
+    attempt.released = true
+    this.target.upstream.release(attempt.peer, failed, this.ctx.env.now(), reason)
+  }
+
+  private finish(respond: () => void): void {
+    if (this.over) return
+    this.over = true
+    this.res.off('close', this.onClientClose)
+    respond()
+    this.ctx.exchangeDone()
+  }
+
+  private readonly onDrain = (): void => {
+    this.attempt?.resume?.()
+  }
+
+  /** The client went away before the response was complete: stop the upstream request
+   *  (nginx's 499); the peer is not blamed. */
+  private readonly onClientClose = (): void => {
+    if (this.over) return
+    const attempt = this.attempt
+    if (attempt !== null) {
+      attempt.abort(Object.assign(new Error('client closed connection'), { code: 'SY_CLIENT_ABORTED' }))
+      this.release(attempt, false)
+    }
+    this.over = true
+    this.ctx.exchangeDone()
+  }
+
+  private where(peer?: Peer): string {
+    const upstream = peer ? `, upstream: "http://${peer.address}${this.path}"` : ''
+    const host = this.req.headers.host ? `, host: "${this.req.headers.host}"` : ''
+    return `, client: ${this.vars.remoteAddr}, server: ${this.vars.serverName}, request: "${this.req.method} ${this.req.url} HTTP/${this.req.httpVersion}"${upstream}${host}`
+  }
+}
+
+/** One try on one peer: undici's dispatch handler, forwarding every event to the exchange. */
+export class Attempt {
+  readonly exchange: Exchange
+  readonly peer: Peer
+  readonly body: AttemptBody | null
+  /** Response headers went to the client: the exchange is committed to this attempt. */
+  responded = false
+  /** Whether to count the attempt as a peer failure when it ends. */
+  failed = false
+  released = false
+  resume: (() => void) | null = null
+  private abortFn: ((reason?: Error) => void) | null = null
+  private pendingAbort: Error | null = null
+
+  constructor(exchange: Exchange, peer: Peer, body: AttemptBody | null) {
+    this.exchange = exchange
+    this.peer = peer
+    this.body = body
+  }
+
+  abort(reason: Error): void {
+    if (this.abortFn !== null) this.abortFn(reason)
+    else this.pendingAbort = reason
+  }
+
+  onConnect(abort: (reason?: Error) => void): void {
+    this.abortFn = abort
+    if (this.pendingAbort !== null) abort(this.pendingAbort)
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    return this.exchange.onResponseHeaders(this, statusCode, rawHeaders, resume)
+  }
+
+  onData(chunk: Buffer): boolean {
+    return this.exchange.onResponseData(chunk)
+  }
+
+  onComplete(): void {
+    this.exchange.onResponseEnd(this)
+  }
+
+  onError(err: Error): void {
+    this.exchange.onAttemptError(this, err)
+  }
+}

@@ -1,0 +1,147 @@
+// One config generation at run time: upstreams with their peers and pools, and the
+// routing tables of every listen address, all compiled from the Config model once.
+// A reload builds a new generation and swaps it in; requests already running keep the
+// generation they started on, which is closed when its last request ends.
+import { Pool } from 'undici'
+import type { Config, Location, LocationSettings, VirtualServer } from '../config/model.js'
+import { hostVariable } from '../config/variables.js'
+import { LocationMatcher, ServerSelector } from '../proxy/router.js'
+import type { RequestVars } from '../proxy/request-vars.js'
+import { ProxyTarget } from '../proxy/target.js'
+import { Upstream } from '../upstream/upstream.js'
+
+/** What a location does with a request. */
+export interface Route {
+  readonly settings: LocationSettings
+  /** null when the location (or the server, if no location matched) has no proxy_pass. */
+  readonly target: ProxyTarget | null
+}
+
+export class CompiledServer {
+  readonly config: VirtualServer
+  /** `$server_name`: the first name of the block. */
+  readonly name: string
+  private readonly locations: LocationMatcher<Route>
+  private readonly fallback: Route
+
+  constructor(config: VirtualServer, routeFor: (location: Location | null, settings: LocationSettings) => Route) {
+    this.config = config
+    this.name = config.serverNames[0] ?? ''
+    this.locations = new LocationMatcher(config.locations.map((l) => ({ config: l, value: routeFor(l, l.settings) })))
+    this.fallback = routeFor(null, config.settings)
+  }
+
+  route(path: string): Route {
+    return this.locations.match(path) ?? this.fallback
+  }
+}
+
+/** `host:port` of a listen address, the key listeners are kept by across reloads. */
+export function listenKey(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
+}
+
+export class Generation {
+  readonly config: Config
+  readonly upstreams: ReadonlyMap<string, Upstream>
+  /** Per listen address: the server blocks bound there. */
+  readonly listeners: ReadonlyMap<string, { host: string; port: number; servers: ServerSelector<CompiledServer> }>
+  private readonly pools: Pool[] = []
+  private active = 0
+  private retired = false
+  private closed: Promise<void> | null = null
+  private onIdle: (() => void) | null = null
+
+  constructor(config: Config) {
+    this.config = config
+    const upstreams = new Map<string, Upstream>()
+    for (const [name, uc] of config.http.upstreams) upstreams.set(name, new Upstream(uc))
+    this.upstreams = upstreams
+
+    // Pools are shared by every location with the same connect timeout.
+    const poolSets = new Map<string, Pool[]>()
+    const poolsFor = (upstream: Upstream, connectTimeout: number): Pool[] => {
+      const key = `${upstream.name}\0${connectTimeout}`
+      let set = poolSets.get(key)
+      if (set === undefined) {
+        set = upstream.peers.map((peer) => {
+          const pool = new Pool(`http://${peer.address}`, {
+            connect: { timeout: connectTimeout },
+            pipelining: 1,
+            // Idle connections close after the upstream's keep-alive hint (less a margin) or
+            // 4 s, capped by the upstream's keepalive_timeout, so a pooled connection is
+            // not reused just as the backend closes it.
+            keepAliveTimeout: Math.min(4000, upstream.config.keepaliveTimeout),
+            keepAliveMaxTimeout: upstream.config.keepaliveTimeout,
+          })
+          this.pools.push(pool)
+          return pool
+        })
+        poolSets.set(key, set)
+      }
+      return set
+    }
+    const routeFor = (location: Location | null, settings: LocationSettings): Route => {
+      const pass = settings.proxyPass
+      if (pass === null) return { settings, target: null }
+      const upstream = upstreams.get(pass.upstream)
+      if (upstream === undefined) throw new Error(`upstream "${pass.upstream}" is missing from the config model`)
+      return { settings, target: new ProxyTarget(location, settings, upstream, poolsFor(upstream, settings.proxyConnectTimeout)) }
+    }
+
+    const byAddress = new Map<string, { host: string; port: number; entries: Array<{ config: VirtualServer; server: CompiledServer; isDefault: boolean }> }>()
+    for (const vs of config.http.servers) {
+      const server = new CompiledServer(vs, routeFor)
+      for (const l of vs.listen) {
+        const key = listenKey(l.host, l.port)
+        let slot = byAddress.get(key)
+        if (slot === undefined) byAddress.set(key, (slot = { host: l.host, port: l.port, entries: [] }))
+        slot.entries.push({ config: vs, server, isDefault: l.defaultServer })
+      }
+    }
+    this.listeners = new Map([...byAddress].map(([key, slot]) => [key, { host: slot.host, port: slot.port, servers: new ServerSelector(slot.entries) }]))
+  }
+
+  /** The server block and route for a request that arrived on `key`. */
+  route(key: string, vars: RequestVars): { server: CompiledServer; route: Route } | null {
+    const listener = this.listeners.get(key)
+    if (listener === undefined) return null
+    const server = listener.servers.single ?? listener.servers.select(hostVariable(vars))
+    vars.serverName = server.name
+    return { server, route: server.route(vars.path) }
+  }
+
+  /** A request (or tunnel) starts on this generation. */
+  enter(): void {
+    this.active++
+  }
+
+  /** …and ends. */
+  leave(): void {
+    this.active--
+    if (this.active === 0 && this.retired) this.onIdle?.()
+  }
+
+  get inFlight(): number {
+    return this.active
+  }
+
+  /** No new requests will come: close the pools once the last running request ends. */
+  retire(): Promise<void> {
+    if (this.closed !== null) return this.closed
+    this.retired = true
+    this.closed = new Promise<void>((resolve) => {
+      const close = (): void => {
+        void Promise.allSettled(this.pools.map((p) => p.close())).then(() => resolve())
+      }
+      if (this.active === 0) close()
+      else this.onIdle = close
+    })
+    return this.closed
+  }
+
+  /** Close every pool now, aborting whatever is in flight. */
+  async destroy(): Promise<void> {
+    await Promise.allSettled(this.pools.map((p) => p.destroy()))
+  }
+}

@@ -1,0 +1,284 @@
+// A running switchyard: listeners bound per `listen` address, the current config
+// generation, reload (validate, swap, let the old generation finish), graceful quit and
+// fast stop. Signals are wired by the CLI, so tests and the demo can embed this.
+import { createServer, ServerResponse, type IncomingMessage, type Server } from 'node:http'
+import type { Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
+import { writeFile, rm } from 'node:fs/promises'
+import type { Config } from '../config/model.js'
+import { loadConfig } from '../config/load.js'
+import { createLogger, type Logger } from '../log.js'
+import { sendErrorPage } from '../proxy/error-page.js'
+import { Exchange, type ProxyContext } from '../proxy/exchange.js'
+import { RequestVars } from '../proxy/request-vars.js'
+import { Tunnel } from '../proxy/upgrade.js'
+import { systemEnvironment, type Environment } from '../upstream/upstream.js'
+import { Generation, listenKey } from './generation.js'
+
+export interface SwitchyardOptions {
+  /** Path of the nginx-syntax config file. */
+  readonly configFile: string
+  /** Where log lines go; by default a logger that follows the config's error_log. */
+  readonly logger?: Logger
+  /** Clock and randomness; the system's by default. */
+  readonly env?: Environment
+}
+
+export interface Switchyard {
+  readonly config: Config
+  /** Bound listener addresses, e.g. [{ host: '127.0.0.1', port: 8080 }]. */
+  addresses(): Array<{ host: string; port: number }>
+  /** Re-read the same file; on error the old config keeps serving. */
+  reload(): Promise<{ ok: true } | { ok: false; error: string }>
+  /** Graceful: stop accepting, finish in-flight requests, close. */
+  quit(): Promise<void>
+  /** Fast: close everything now. */
+  stop(): Promise<void>
+}
+
+/** Load the config, bind every listener and start serving. Throws on a bad config or a
+ *  port that cannot be bound (nothing is left listening then). */
+export async function startSwitchyard(options: SwitchyardOptions): Promise<Switchyard> {
+  const ownLogger = options.logger === undefined
+  const log = options.logger ?? createLogger()
+  const config = await loadConfig(options.configFile)
+  if (ownLogger) log.configure(config.main.errorLog.path, config.main.errorLog.level)
+  const runtime = new Runtime(options.configFile, log, options.env ?? systemEnvironment, new Generation(config), ownLogger)
+  await runtime.bindListeners(runtime.generation)
+  await runtime.writePid()
+  log.notice(`switchyard started, listening on ${runtime.addresses().map((a) => listenKey(a.host, a.port)).join(', ')}`)
+  return runtime
+}
+
+interface Listener {
+  readonly key: string
+  readonly server: Server
+  port: number
+}
+
+class Runtime implements Switchyard {
+  generation: Generation
+  private readonly file: string
+  private readonly log: Logger
+  private readonly env: Environment
+  private readonly ownLogger: boolean
+  private readonly listeners = new Map<string, Listener>()
+  private readonly tunnels = new Set<Duplex>()
+  private readonly contexts = new WeakMap<Generation, ProxyContext>()
+  private inFlight = 0
+  private closing = false
+  private drained: (() => void) | null = null
+  private reloading: Promise<{ ok: true } | { ok: false; error: string }> | null = null
+
+  constructor(file: string, log: Logger, env: Environment, generation: Generation, ownLogger: boolean) {
+    this.file = file
+    this.log = log
+    this.env = env
+    this.generation = generation
+    this.ownLogger = ownLogger
+  }
+
+  get config(): Config {
+    return this.generation.config
+  }
+
+  addresses(): Array<{ host: string; port: number }> {
+    return [...this.listeners.values()].map((l) => ({ host: this.generation.listeners.get(l.key)?.host ?? l.key, port: l.port }))
+  }
+
+  // ── requests ──────────────────────────────────────────────────────────────────
+
+  private context(gen: Generation): ProxyContext {
+    let ctx = this.contexts.get(gen)
+    if (ctx === undefined) {
+      const runtime = this
+      ctx = {
+        env: this.env,
+        log: this.log,
+        get closing() {
+          return runtime.closing
+        },
+        exchangeDone: () => {
+          gen.leave()
+          this.requestDone()
+        },
+      }
+      this.contexts.set(gen, ctx)
+    }
+    return ctx
+  }
+
+  private handleRequest(listener: Listener, req: IncomingMessage, res: ServerResponse): void {
+    const gen = this.generation
+    const vars = new RequestVars(req, { scheme: 'http', port: listener.port })
+    const found = gen.route(listener.key, vars)
+    if (found === null || found.route.target === null) {
+      // No proxy_pass here: nginx would look for a file under `root`; switchyard serves none.
+      if (this.closing) res.shouldKeepAlive = false
+      return sendErrorPage(res, 404, req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined)
+    }
+    gen.enter()
+    this.inFlight++
+    new Exchange(this.context(gen), found.route.target, req, res, vars).start()
+  }
+
+  private handleUpgrade(listener: Listener, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const gen = this.generation
+    const vars = new RequestVars(req, { scheme: 'http', port: listener.port })
+    const found = gen.route(listener.key, vars)
+    const target = found?.route.target ?? null
+    if (target === null || !target.canUpgrade || this.closing) {
+      // Not configured for upgrades: nginx proxies such a request as a plain one (the
+      // Upgrade header is hop-by-hop and dropped). Node handed us the socket, so answer
+      // on it with a response object of our own, then close.
+      const res = new ServerResponse(req)
+      res.assignSocket(socket as Socket)
+      res.shouldKeepAlive = false
+      res.on('finish', () => socket.end())
+      if (target === null) return sendErrorPage(res, 404, true)
+      gen.enter()
+      this.inFlight++
+      new Exchange(this.context(gen), target, req, res, vars).start()
+      return
+    }
+    gen.enter()
+    this.inFlight++
+    this.tunnels.add(socket)
+    socket.once('close', () => this.tunnels.delete(socket))
+    new Tunnel(this.context(gen), target, req, socket, head, vars).start()
+  }
+
+  private requestDone(): void {
+    this.inFlight--
+    if (this.closing) {
+      // Kept-alive client connections that just went idle would hold the quit open.
+      for (const l of this.listeners.values()) l.server.closeIdleConnections()
+      if (this.inFlight === 0) this.drained?.()
+    }
+  }
+
+  // ── listeners ─────────────────────────────────────────────────────────────────
+
+  /** Open the listeners `gen` needs that are not open yet. On failure, close the ones
+   *  this call opened and throw nginx's `bind() to … failed` error. */
+  async bindListeners(gen: Generation): Promise<void> {
+    const opened: Listener[] = []
+    try {
+      for (const [key, { host, port }] of gen.listeners) {
+        if (this.listeners.has(key)) continue
+        const listener = await this.listen(key, host, port)
+        opened.push(listener)
+      }
+    } catch (err) {
+      await Promise.all(opened.map((l) => closeServer(l.server)))
+      throw err
+    }
+    for (const l of opened) this.listeners.set(l.key, l)
+  }
+
+  private listen(key: string, host: string, port: number): Promise<Listener> {
+    const server = createServer()
+    // nginx's defaults: keepalive_timeout 75s, client_header_timeout 60s; no cap on the
+    // whole upload (Node's 300 s requestTimeout would cut slow large bodies).
+    server.keepAliveTimeout = 75_000
+    server.headersTimeout = 60_000
+    server.requestTimeout = 0
+    const listener: Listener = { key, server, port }
+    server.on('request', (req, res) => this.handleRequest(listener, req, res))
+    server.on('upgrade', (req, socket, head) => this.handleUpgrade(listener, req, socket, head))
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+      if (!socket.writable) return socket.destroy()
+      const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400
+      socket.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Time-out' : 'Bad Request'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`)
+    })
+    return new Promise((resolve, reject) => {
+      server.once('error', (err: NodeJS.ErrnoException) => {
+        reject(new Error(`bind() to ${key} failed (${err.code ?? err.message})`))
+      })
+      server.listen({ host, port, backlog: 511 }, () => {
+        const address = server.address()
+        if (address !== null && typeof address === 'object') listener.port = address.port
+        server.removeAllListeners('error')
+        server.on('error', (err) => this.log.error(`listener ${key}: ${err.message}`))
+        resolve(listener)
+      })
+    })
+  }
+
+  // ── reload, quit, stop ────────────────────────────────────────────────────────
+
+  reload(): Promise<{ ok: true } | { ok: false; error: string }> {
+    // Reloads queue behind each other: two SIGHUPs in a row apply in order.
+    const previous = this.reloading ?? Promise.resolve({ ok: true as const })
+    const next = previous.then(() => this.reloadNow())
+    this.reloading = next
+    return next
+  }
+
+  private async reloadNow(): Promise<{ ok: true } | { ok: false; error: string }> {
+    if (this.closing) return { ok: false, error: 'shutting down' }
+    let gen: Generation
+    try {
+      const config = await loadConfig(this.file)
+      gen = new Generation(config)
+      await this.bindListeners(gen)
+    } catch (err) {
+      const message = (err as Error).message
+      this.log.log('emerg', message)
+      this.log.notice('reload failed, the running configuration stays in force')
+      return { ok: false, error: message }
+    }
+    const old = this.generation
+    this.generation = gen
+    if (this.ownLogger) this.log.configure(gen.config.main.errorLog.path, gen.config.main.errorLog.level)
+    for (const [key, l] of this.listeners) {
+      if (!gen.listeners.has(key)) {
+        this.listeners.delete(key)
+        void closeServer(l.server)
+      }
+    }
+    void old.retire()
+    await this.writePid()
+    this.log.notice(`reconfigured from ${this.file}`)
+    return { ok: true }
+  }
+
+  async quit(): Promise<void> {
+    if (this.closing) return
+    this.closing = true
+    this.log.notice('gracefully shutting down')
+    for (const t of this.tunnels) t.destroy()
+    const closed = [...this.listeners.values()].map((l) => closeServer(l.server))
+    for (const l of this.listeners.values()) l.server.closeIdleConnections()
+    if (this.inFlight > 0) await new Promise<void>((resolve) => (this.drained = resolve))
+    for (const l of this.listeners.values()) l.server.closeIdleConnections()
+    await Promise.all(closed)
+    await this.generation.retire()
+    await this.removePid()
+    this.log.notice('exiting')
+  }
+
+  async stop(): Promise<void> {
+    this.closing = true
+    for (const t of this.tunnels) t.destroy()
+    const closed = [...this.listeners.values()].map((l) => closeServer(l.server))
+    for (const l of this.listeners.values()) l.server.closeAllConnections()
+    await Promise.all(closed)
+    await this.generation.destroy()
+    await this.removePid()
+  }
+
+  async writePid(): Promise<void> {
+    const pid = this.generation.config.main.pid
+    if (pid !== null) await writeFile(pid, `${process.pid}\n`)
+  }
+
+  private async removePid(): Promise<void> {
+    const pid = this.generation.config.main.pid
+    if (pid !== null) await rm(pid, { force: true })
+  }
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => server.close(() => resolve()))
+}

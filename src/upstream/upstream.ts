@@ -1,0 +1,103 @@
+// An upstream at run time: its peers in two tiers (primary, then `backup` when no
+// primary is eligible), the balancing policy, and the per-request selection state that
+// nginx keeps in its "tried" bitmap.
+import type { UpstreamConfig } from '../config/model.js'
+import type { RequestVariables } from '../config/variables.js'
+import type { PickContext, Policy } from '../balancer/policy.js'
+import { policyDefinition } from '../balancer/registry.js'
+import { Peer } from './peer.js'
+
+/** Clock and randomness, injected so every pick is reproducible in tests. */
+export interface Environment {
+  now(): number
+  random(): number
+}
+
+export const systemEnvironment: Environment = { now: Date.now, random: Math.random }
+
+/** Told when a peer's passive health changes (logs subscribe; later metrics too). */
+export type PeerListener = (event: { upstream: Upstream; peer: Peer; state: 'down'; reason: string }) => void
+
+export class Upstream {
+  readonly name: string
+  readonly config: UpstreamConfig
+  /** Every peer in config order; `peer.id` is its index here. */
+  readonly peers: readonly Peer[]
+  readonly primary: readonly Peer[]
+  readonly backup: readonly Peer[]
+  readonly policy: Policy
+  /** How many peers one request may try at most (nginx: every primary and backup peer). */
+  readonly maxTries: number
+  private readonly listeners: PeerListener[] = []
+
+  constructor(config: UpstreamConfig) {
+    this.name = config.name
+    this.config = config
+    const primaryCount = config.servers.filter((s) => !s.backup).length
+    // nginx never marks the only primary server of an upstream as failed.
+    const single = primaryCount === 1
+    this.peers = config.servers.map((server, i) => new Peer(i, server, !(single && !server.backup)))
+    this.primary = this.peers.filter((p) => !p.server.backup)
+    this.backup = this.peers.filter((p) => p.server.backup)
+    // nginx counts the servers not marked `down` in both tiers (ngx_http_upstream_tries).
+    this.maxTries = this.peers.filter((p) => !p.server.down).length
+    const definition = policyDefinition(config.balancer.method)
+    if (definition === undefined) throw new Error(`unknown balancing method "${config.balancer.method}"`)
+    this.policy = definition.create(this.peers, config.balancer.options)
+  }
+
+  onPeerEvent(listener: PeerListener): void {
+    this.listeners.push(listener)
+  }
+
+  /** The next peer for a request, or undefined when no peer is eligible ("no live
+   *  upstreams"). The chosen peer counts one more request in flight until `release`. */
+  select(selection: Selection): Peer | undefined {
+    let peer = this.policy.pick(this.primary, selection)
+    if (peer === undefined && this.backup.length !== 0) peer = this.policy.pick(this.backup, selection)
+    if (peer === undefined) return undefined
+    selection.tried.push(peer)
+    peer.selected(selection.now)
+    return peer
+  }
+
+  /** The attempt on `peer` is over. `failed` is nginx's NGX_PEER_FAILED: an error,
+   *  a timeout, an invalid header or a status listed in proxy_next_upstream (never 403/404). */
+  release(peer: Peer, failed: boolean, now: number, reason = ''): void {
+    if (peer.released(now, failed)) {
+      for (const listener of this.listeners) listener({ upstream: this, peer, state: 'down', reason })
+    }
+    this.policy.report?.(peer, { failed })
+  }
+}
+
+/** One request's walk over an upstream: the pick context handed to the policy. */
+export class Selection implements PickContext {
+  readonly tried: Peer[] = []
+  now: number
+  readonly vars: RequestVariables
+  private readonly env: Environment
+
+  constructor(env: Environment, vars: RequestVariables) {
+    this.env = env
+    this.vars = vars
+    this.now = env.now()
+  }
+
+  get attempt(): number {
+    return this.tried.length
+  }
+
+  eligible(peer: Peer): boolean {
+    return !this.tried.includes(peer) && peer.available(this.now)
+  }
+
+  random(): number {
+    return this.env.random()
+  }
+
+  /** Move the clock before another pick. */
+  tick(): void {
+    this.now = this.env.now()
+  }
+}
