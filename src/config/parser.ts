@@ -5,7 +5,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { ConfigError, systemErrorSuffix } from './errors.js'
 import type { SourceRef } from './model.js'
-import { tokenize, type Token } from './tokenizer.js'
+import { readTokens, type Token } from './tokenizer.js'
 
 /** One directive: `name args…;` or `name args… { block }`. */
 export interface Statement {
@@ -62,7 +62,7 @@ function newState(file: string, options: ParseOptions): ParseState {
 function parseFileText(text: string, file: string, state: ParseState): Statement[] {
   state.stack.push(file)
   try {
-    return parseTokens(tokenize(text, file), file, state)
+    return parseTokens(readTokens(text, file), file, state)
   } finally {
     state.stack.pop()
   }
@@ -75,7 +75,7 @@ interface OpenBlock {
   readonly block: Statement[]
 }
 
-function parseTokens(tokens: readonly Token[], file: string, state: ParseState): Statement[] {
+function parseTokens(tokens: Iterable<Token>, file: string, state: ParseState): Statement[] {
   const top: Statement[] = []
   const open: OpenBlock[] = []
   let words: string[] = []

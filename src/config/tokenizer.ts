@@ -26,7 +26,12 @@ const isSpace = (ch: string): boolean => ch === ' ' || ch === '\t' || ch === '\r
  * `unexpected end of file, expecting ";" or "}"` (inside a word or quotes at the end).
  */
 export function tokenize(text: string, file: string): Token[] {
-  const tokens: Token[] = []
+  return [...readTokens(text, file)]
+}
+
+/** The same tokens, read lazily, so a parser sees errors in file order as nginx does
+ *  (a stray `;` on line 3 is reported before an unclosed quote on line 9). */
+export function* readTokens(text: string, file: string): Generator<Token, void, undefined> {
   // A UTF-8 byte order mark would otherwise become part of the first directive's name.
   let i = text.charCodeAt(0) === 0xfeff ? 1 : 0
   let line = 1
@@ -46,7 +51,7 @@ export function tokenize(text: string, file: string): Token[] {
       continue
     }
     if (ch === ';' || ch === '{' || ch === '}') {
-      tokens.push({ kind: ch, line })
+      yield { kind: ch, line }
       i++
       continue
     }
@@ -67,7 +72,7 @@ export function tokenize(text: string, file: string): Token[] {
         if (c === ch) break
         i++
       }
-      tokens.push({ kind: 'word', text: unescape(text.slice(start, i)), quoted: true, line: startLine })
+      yield { kind: 'word', text: unescape(text.slice(start, i)), quoted: true, line: startLine }
       i++
       // nginx wants a separator right after the closing quote (or `)`, for `if (…)`).
       const next = text[i]
@@ -97,11 +102,10 @@ export function tokenize(text: string, file: string): Token[] {
       if (isSpace(c) || c === ';' || c === '{') break
       i++
     }
-    tokens.push({ kind: 'word', text: unescape(text.slice(start, i)), quoted: false, line: startLine })
+    yield { kind: 'word', text: unescape(text.slice(start, i)), quoted: false, line: startLine }
   }
 
-  tokens.push({ kind: 'eof', line })
-  return tokens
+  yield { kind: 'eof', line }
 }
 
 /** nginx's escapes: `\"` `\'` `\\` give the character, `\t` `\r` `\n` the control

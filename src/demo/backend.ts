@@ -52,7 +52,7 @@ export async function createBackend(options: BackendOptions): Promise<Backend> {
       const printed = respond(req, res, port)
       options.log?.(
         `[${port}] ${req.socket.remoteAddress ?? '-'} "${req.method} ${req.url} HTTP/${req.httpVersion}" ` +
-          `${res.statusCode} ${bodyBytes}${printed ? ` ${printed}` : ''}`,
+          `${res.statusCode}${bodyBytes > 0 ? ` (${bodyBytes} bytes in)` : ''}${printed ? ` ${printed}` : ''}`,
       )
     })
   })
@@ -75,7 +75,7 @@ export async function createBackend(options: BackendOptions): Promise<Backend> {
     close() {
       closed ??= new Promise<void>((resolve) => {
         server.close(() => resolve())
-        //server.closeAllConnections()
+        server.closeAllConnections()
       })
       return closed
     },

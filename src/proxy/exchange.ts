@@ -13,7 +13,7 @@ import {
 } from './classify.js'
 import { sendErrorPage } from './error-page.js'
 import { responseHeaders } from './headers.js'
-import { AttemptBody, BodyTooLargeError } from './request-body.js'
+import { BodyTooLargeError, RequestBody, type AttemptBody } from './request-body.js'
 import type { RequestVars } from './request-vars.js'
 import type { ProxyTarget } from './target.js'
 
@@ -42,6 +42,7 @@ export class Exchange {
   private readonly selection: Selection
   private readonly startedAt: number
   private readonly hasBody: boolean
+  private body: RequestBody | null = null
   private headers: string[] = []
   private path = ''
   private triesLeft: number
@@ -73,6 +74,7 @@ export class Exchange {
     this.vars.proxyHost = this.target.proxyHost
     this.headers = this.target.headers.build(this.req, this.vars, false)
     this.path = this.target.upstreamPath(this.vars)
+    if (this.hasBody) this.body = new RequestBody(this.req, limit)
     this.res.on('close', this.onClientClose)
     this.next()
   }
@@ -90,7 +92,7 @@ export class Exchange {
       this.ctx.log.error(`no live upstreams while connecting to upstream${this.where()}`)
       return this.giveUp()
     }
-    const body = this.hasBody ? new AttemptBody(this.req, this.target.settings.clientMaxBodySize) : null
+    const body = this.body === null ? null : this.body.reader()
     const attempt = new Attempt(this, peer, body)
     this.attempt = attempt
     const read = this.target.settings.proxyReadTimeout
@@ -111,7 +113,7 @@ export class Exchange {
   onResponseHeaders(attempt: Attempt, status: number, raw: Buffer[], resume: () => void): boolean {
     if (attempt !== this.attempt || this.over) return false
     const failure = classifyStatus(status, this.target.settings.proxyNextUpstream)
-    if (failure !== null && this.triesLeft > 1 && this.mayMoveOn(failure, attempt)) {
+    if (failure !== null && this.triesLeft > 1 && this.mayMoveOn(failure)) {
       this.attemptFailed(attempt, failure)
       attempt.abort(new Error('moving to the next upstream'))
       this.next()
@@ -154,24 +156,24 @@ export class Exchange {
       this.release(attempt, false)
       return this.finish(() => sendErrorPage(this.res, 413, true))
     }
-    if ((err as { code?: string }).code === 'SY_CLIENT_ABORTED' || this.req.destroyed) {
+    if ((err as { code?: string }).code === 'SY_CLIENT_ABORTED') {
       this.release(attempt, false)
       return this.finish(() => this.res.destroy())
     }
     const failure = classifyError(err)
     this.attemptFailed(attempt, failure)
-    if (this.triesLeft > 0 && this.mayMoveOn(failure, attempt)) return this.next()
+    if (this.triesLeft > 0 && this.mayMoveOn(failure)) return this.next()
     this.giveUp()
   }
 
   // ── retry rules ───────────────────────────────────────────────────────────────
 
-  private mayMoveOn(failure: Failure, attempt: Attempt): boolean {
+  private mayMoveOn(failure: Failure): boolean {
     const { settings } = this.target
     const rules = settings.proxyNextUpstream
     if (!listedInNextUpstream(failure, rules)) return false
-    // A streamed body that is partly gone cannot be sent again.
-    if (attempt.body !== null && attempt.body.consumed > 0) return false
+    // A streamed body that is partly gone (and too large to have been kept) cannot be sent again.
+    if (this.body !== null && !this.body.resendable) return false
     if (!failure.beforeSend && !rules.nonIdempotent && isNonIdempotent(this.req.method ?? 'GET')) return false
     const timeout = settings.proxyNextUpstreamTimeout
     return timeout === 0 || this.ctx.env.now() - this.startedAt < timeout

@@ -1,38 +1,11 @@
 // The tutorial's service (src/demo/backend.ts) over real sockets on 127.0.0.1.
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { Agent, request, type IncomingHttpHeaders } from 'node:http'
+import { Agent } from 'node:http'
 import { connect, type Socket } from 'node:net'
 import { once } from 'node:events'
 import { createBackend, type Backend } from '../../src/demo/backend.js'
-
-interface Reply {
-  status: number
-  headers: IncomingHttpHeaders
-  body: Buffer
-  reusedSocket: boolean
-}
-
-function send(
-  port: number,
-  options: { method?: string; path?: string; headers?: Record<string, string>; body?: string; agent?: Agent } = {},
-): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      { host: '127.0.0.1', port, method: options.method ?? 'GET', path: options.path ?? '/', headers: options.headers, agent: options.agent ?? false },
-      (res) => {
-        const chunks: Buffer[] = []
-        res.on('data', (c: Buffer) => chunks.push(c))
-        res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), reusedSocket: req.reusedSocket }),
-        )
-        res.on('error', reject)
-      },
-    )
-    req.on('error', reject)
-    req.end(options.body)
-  })
-}
+import { send } from '../helpers/net.js'
 
 /** Everything a raw socket receives until the server closes it (or `timeoutMs` passes). */
 async function rawExchange(port: number, text: string, timeoutMs = 2000): Promise<string> {
@@ -133,6 +106,9 @@ test('OPTIONS preflight answers 200 with Allow-Methods and the requested headers
 // A request body is read to its end, so the kept-alive connection serves the next request.
 test('POST with a body answers 200 and the connection is reused', async () => {
   const agent = new Agent({ keepAlive: true, maxSockets: 1 })
+  let connections = 0
+  const count = (): void => void connections++
+  backend.server.on('connection', count)
   try {
     const body = 'x'.repeat(256 * 1024)
     const post = await send(backend.port, { method: 'POST', body, agent, headers: { 'Content-Type': 'text/plain' } })
@@ -140,8 +116,9 @@ test('POST with a body answers 200 and the connection is reused', async () => {
     assert.deepEqual(post.body, expectedBody(backend.port))
     const next = await send(backend.port, { agent })
     assert.equal(next.status, 200)
-    assert.equal(next.reusedSocket, true)
+    assert.equal(connections, 1, 'both requests on one connection')
   } finally {
+    backend.server.off('connection', count)
     agent.destroy()
   }
 })

@@ -2,7 +2,7 @@
 // request that reached a peer, a response already started), the caps, 504 on timeout.
 import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { freePort, send, upstreams, type TestUpstream } from '../helpers/net.js'
+import { freePort, send, sha256, upstreams, type TestUpstream } from '../helpers/net.js'
 import { startSwitchyard, type SwitchyardProcess } from '../helpers/switchyard.js'
 
 const cleanup: Array<() => Promise<void>> = []
@@ -151,4 +151,35 @@ test('a response cut mid-body stays visibly cut', async () => {
   }
   await assert.rejects(send(port), /aborted|ECONNRESET|socket hang up|terminated/i)
   assert.equal(ups[0]!.seen.length + ups[1]!.seen.length, 1)
+})
+
+// A body larger than the replay buffer that partly went to a failed peer cannot be sent
+// again, even with non_idempotent: 502, and the second peer never sees a truncated copy.
+test('a large body already streamed to a failed peer is not replayed', async () => {
+  const { ups: [a, b], port } = await setup('proxy_next_upstream error timeout non_idempotent; client_max_body_size 2m;')
+  dropAfterRead(a!)
+  const r = await send(port, { method: 'PUT', body: Buffer.alloc(1024 * 1024, 7) })
+  assert.equal(r.status, 502)
+  assert.equal(b!.seen.length, 0)
+})
+
+// A large body whose first peer refused the connection reaches the next peer whole.
+test('a 1 MiB body moves intact past a refused peer', async () => {
+  const ups = await upstreams(1)
+  const dead = await freePort()
+  const port = await freePort()
+  const { proc } = await startSwitchyard(`events {}
+http {
+  upstream app { server 127.0.0.1:${dead}; server 127.0.0.1:${ups[0]!.port}; }
+  server { listen 127.0.0.1:${port}; client_max_body_size 2m; location / { proxy_pass http://app; } }
+}
+`)
+  cleanup.push(async () => {
+    await proc.stop()
+    await ups[0]!.close()
+  })
+  const body = Buffer.alloc(1024 * 1024, 9)
+  const r = await send(port, { method: 'POST', body })
+  assert.equal(r.status, 200)
+  assert.equal(JSON.parse(r.body.toString()).bodySha256, sha256(body))
 })
