@@ -123,7 +123,7 @@ interface ServerDraft {
 }
 
 /** A parsed `HOST[:PORT][/URI]` (nginx's ngx_parse_url for inet addresses). */
-interface HostPort {
+export interface HostPort {
   /** Host as written; IPv6 keeps its brackets. */
   readonly hostText: string
   /** Host to connect to or resolve: IPv6 without brackets; '0.0.0.0' for listen `*`. */

@@ -1,10 +1,10 @@
 // Bad configs and their exact errors, FILE:LINE included. Rows marked `nginx` carry
 // nginx's own text; when an nginx binary is installed, each of those rows is also run
 // through `nginx -t` and must fail with the same message (differential test).
-import { test } from 'node:test'
+import { after, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -159,6 +159,7 @@ const cases: Case[] = [
 ]
 
 const work = mkdtempSync(join(tmpdir(), 'switchyard-bad-config-'))
+after(() => rmSync(work, { recursive: true, force: true }))
 
 /** The config file a row runs on. */
 function fileFor(c: Case, index: number): string {
@@ -184,8 +185,7 @@ for (const [index, c] of cases.entries()) {
 
 /** nginx's first `[emerg]` message for `nginx -t` on `file`, without its prefix. */
 function nginxError(file: string): string | null {
-  const prefix = mkdtempSync(join(tmpdir(), 'switchyard-nginx-t-'))
-  const run = spawnSync(NGINX!, ['-t', '-p', prefix, '-c', file], { encoding: 'utf8', timeout: 20_000 })
+  const run = spawnSync(NGINX!, ['-t', '-p', work, '-c', file], { encoding: 'utf8', timeout: 20_000 })
   const match = /\[emerg\] \d+#\d+: (.*)$/m.exec(run.stderr ?? '')
   return match ? match[1]! : null
 }
