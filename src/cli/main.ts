@@ -169,6 +169,7 @@ async function run(file: string): Promise<number> {
     process.on('SIGUSR1', () => {
       const current = instance.config.main.errorLog
       log.configure(current.path, current.level)
+      void instance.reopenLogs()
       log.notice('signal SIGUSR1 received, reopening logs')
     })
   })

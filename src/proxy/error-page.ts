@@ -22,12 +22,13 @@ export function statusText(status: number): string {
   return STATUS_CODES[status] ?? 'Unknown'
 }
 
-/** Answer with an nginx-style error page. `close` also ends the client connection,
- *  which is required when an unread request body is still on the wire. */
-export function sendErrorPage(res: ServerResponse, status: number, close = false): void {
+/** Answer with an nginx-style error page; returns the body bytes sent. `close` also ends
+ *  the client connection, which is required when an unread request body is still on
+ *  the wire. */
+export function sendErrorPage(res: ServerResponse, status: number, close = false): number {
   if (res.headersSent || res.destroyed) {
     res.destroy()
-    return
+    return 0
   }
   const body = page(status)
   const headers: Record<string, string | number> = {
@@ -40,7 +41,9 @@ export function sendErrorPage(res: ServerResponse, status: number, close = false
     res.shouldKeepAlive = false
   }
   res.writeHead(status, statusText(status), headers)
-  res.end(res.req.method === 'HEAD' ? undefined : body)
+  const head = res.req.method === 'HEAD'
+  res.end(head ? undefined : body)
+  return head ? 0 : body.length
 }
 
 /** The same page as raw bytes, for sockets taken over by an upgrade. */

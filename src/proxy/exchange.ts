@@ -11,6 +11,7 @@ import { Selection, type Environment } from '../upstream/upstream.js'
 import {
   classifyError, classifyStatus, countsAsPeerFailure, isNonIdempotent, listedInNextUpstream, type Failure,
 } from './classify.js'
+import { combinedLine } from './access-log.js'
 import { sendErrorPage } from './error-page.js'
 import { responseHeaders } from './headers.js'
 import { BodyTooLargeError, RequestBody, type AttemptBody } from './request-body.js'
@@ -25,6 +26,8 @@ export interface ProxyContext {
   readonly closing: boolean
   /** Called once when the exchange is completely over. */
   exchangeDone(): void
+  /** Append a line to an access log file. */
+  accessLog(path: string, line: string): void
 }
 
 /** Bytes the client says it will send, or -1 for none/unknown (chunked). */
@@ -49,6 +52,8 @@ export class Exchange {
   private attempt: Attempt | null = null
   private failure: Failure | null = null
   private over = false
+  /** Response body bytes sent to the client (`$body_bytes_sent`). */
+  private bytesSent = 0
 
   constructor(ctx: ProxyContext, target: ProxyTarget, req: IncomingMessage, res: ServerResponse, vars: RequestVars) {
     this.ctx = ctx
@@ -83,7 +88,8 @@ export class Exchange {
 
   private next(): void {
     const timeout = this.target.settings.proxyNextUpstreamTimeout
-    this.selection.tick()
+    // The first pick uses the clock read when the exchange began.
+    if (this.selection.attempt !== 0) this.selection.tick()
     if (this.triesLeft <= 0 || (timeout !== 0 && this.selection.now - this.startedAt >= timeout)) {
       return this.giveUp()
     }
@@ -131,6 +137,7 @@ export class Exchange {
   }
 
   onResponseData(chunk: Buffer): boolean {
+    this.bytesSent += chunk.length
     if (this.res.write(chunk)) return true
     this.res.once('drain', this.onDrain)
     return false
@@ -139,7 +146,9 @@ export class Exchange {
   onResponseEnd(attempt: Attempt): void {
     if (attempt !== this.attempt || this.over) return
     this.release(attempt, attempt.failed)
-    this.finish(() => this.res.end())
+    this.finish(() => {
+      this.res.end()
+    })
   }
 
   onAttemptError(attempt: Attempt, err: Error): void {
@@ -149,7 +158,9 @@ export class Exchange {
       // must stay visibly cut, so the client connection is closed, never padded.
       this.ctx.log.error(`upstream prematurely closed connection while reading upstream (${(err as { code?: string }).code ?? err.message})${this.where(attempt.peer)}`)
       this.release(attempt, false)
-      return this.finish(() => this.res.destroy())
+      return this.finish(() => {
+        this.res.destroy()
+      })
     }
     if (err instanceof BodyTooLargeError) {
       this.ctx.log.error(`client intended to send too large chunked body${this.where()}`)
@@ -158,7 +169,9 @@ export class Exchange {
     }
     if ((err as { code?: string }).code === 'SY_CLIENT_ABORTED') {
       this.release(attempt, false)
-      return this.finish(() => this.res.destroy())
+      return this.finish(() => {
+        this.res.destroy()
+      })
     }
     const failure = classifyError(err)
     this.attemptFailed(attempt, failure)
@@ -202,12 +215,20 @@ export class Exchange {
     this.target.upstream.release(attempt.peer, failed, this.ctx.env.now(), reason)
   }
 
-  private finish(respond: () => void): void {
+  /** The exchange is over: answer (an error page returns its body size), log, account. */
+  private finish(respond: () => number | void): void {
     if (this.over) return
     this.over = true
     this.res.off('close', this.onClientClose)
-    respond()
+    const bytes = respond()
+    if (typeof bytes === 'number') this.bytesSent = bytes
+    this.logAccess(this.res.statusCode)
     this.ctx.exchangeDone()
+  }
+
+  private logAccess(status: number): void {
+    const path = this.target.settings.accessLog
+    if (path !== null) this.ctx.accessLog(path, combinedLine(this.req, this.vars.remoteAddr, status, this.bytesSent, new Date()))
   }
 
   private readonly onDrain = (): void => {
@@ -224,6 +245,8 @@ export class Exchange {
       this.release(attempt, false)
     }
     this.over = true
+    // nginx's 499: the client closed the connection before the response was complete.
+    this.logAccess(499)
     this.ctx.exchangeDone()
   }
 

@@ -18,6 +18,8 @@ const HIDDEN_RESPONSE: ReadonlySet<string> = new Set(['date', 'server', 'x-pad',
 /** The names a `Connection` header lists (lower-cased), minus close/keep-alive. */
 export function connectionTokens(value: string | undefined): Set<string> | null {
   if (value === undefined) return null
+  // The common values name no header.
+  if (value === 'keep-alive' || value === 'close' || value === 'Keep-Alive' || value === 'Close') return null
   let out: Set<string> | null = null
   for (const part of value.split(',')) {
     const token = part.trim().toLowerCase()
@@ -72,6 +74,22 @@ export class RequestHeaderPlan {
   }
 }
 
+const enum Kind { Pass, Drop, Connection }
+
+/** Response header names seen so far, as written, to what happens to them: saves a
+ *  lower-casing and two set lookups per header on the hot path. Bounded. */
+const kinds = new Map<string, Kind>()
+
+function kindOf(name: string): Kind {
+  let kind = kinds.get(name)
+  if (kind === undefined) {
+    const key = name.toLowerCase()
+    kind = key === 'connection' ? Kind.Connection : HOP_BY_HOP.has(key) || HIDDEN_RESPONSE.has(key) ? Kind.Drop : Kind.Pass
+    if (kinds.size < 2048) kinds.set(name, kind)
+  }
+  return kind
+}
+
 /** undici's raw response headers → a flat list for `res.writeHead`, without hop-by-hop
  *  headers, the ones the upstream's Connection names, and the ones nginx hides.
  *  Bytes are kept as latin1 so non-ASCII header values pass unchanged. */
@@ -80,13 +98,9 @@ export function responseHeaders(raw: readonly Buffer[]): string[] {
   let named: Set<string> | null = null
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toString('latin1')
-    const key = name.toLowerCase()
-    if (key === 'connection') {
-      named = connectionTokens(raw[i + 1]!.toString('latin1'))
-      continue
-    }
-    if (HOP_BY_HOP.has(key) || HIDDEN_RESPONSE.has(key)) continue
-    out.push(name, raw[i + 1]!.toString('latin1'))
+    const kind = kindOf(name)
+    if (kind === Kind.Pass) out.push(name, raw[i + 1]!.toString('latin1'))
+    else if (kind === Kind.Connection) named = connectionTokens(raw[i + 1]!.toString('latin1'))
   }
   if (named === null) return out
   const kept: string[] = []

@@ -1,4 +1,5 @@
-// The per-request facts that variables, policies and logs read.
+// The per-request facts that variables, policies and logs read. Addresses are looked up
+// only when something asks for them (most configs never do on the hot path).
 import type { IncomingMessage } from 'node:http'
 import type { RequestVariables } from '../config/variables.js'
 
@@ -10,10 +11,7 @@ export interface ListenerInfo {
 
 export class RequestVars implements RequestVariables {
   readonly req: IncomingMessage
-  readonly remoteAddr: string
-  readonly remotePort: number
   readonly scheme: string
-  readonly serverAddr: string
   readonly serverPort: number
   serverName = ''
   proxyHost = ''
@@ -22,16 +20,24 @@ export class RequestVars implements RequestVariables {
 
   constructor(req: IncomingMessage, listener: ListenerInfo) {
     this.req = req
-    const socket = req.socket
-    this.remoteAddr = plainAddress(socket.remoteAddress)
-    this.remotePort = socket.remotePort ?? 0
-    this.serverAddr = plainAddress(socket.localAddress)
     this.serverPort = listener.port
     this.scheme = listener.scheme
     const url = req.url ?? '/'
     const q = url.indexOf('?')
     this.path = q === -1 ? url : url.slice(0, q)
     this.args = q === -1 ? '' : url.slice(q + 1)
+  }
+
+  get remoteAddr(): string {
+    return plainAddress(this.req.socket.remoteAddress)
+  }
+
+  get remotePort(): number {
+    return this.req.socket.remotePort ?? 0
+  }
+
+  get serverAddr(): string {
+    return plainAddress(this.req.socket.localAddress)
   }
 }
 

@@ -8,6 +8,7 @@ import { writeFile, rm } from 'node:fs/promises'
 import type { Config } from '../config/model.js'
 import { loadConfig } from '../config/load.js'
 import { createLogger, type Logger } from '../log.js'
+import { AccessLogs, combinedLine } from '../proxy/access-log.js'
 import { sendErrorPage } from '../proxy/error-page.js'
 import { Exchange, type ProxyContext } from '../proxy/exchange.js'
 import { RequestVars } from '../proxy/request-vars.js'
@@ -34,6 +35,8 @@ export interface Switchyard {
   quit(): Promise<void>
   /** Fast: close everything now. */
   stop(): Promise<void>
+  /** Reopen the access log files (SIGUSR1, after rotation). */
+  reopenLogs(): Promise<void>
 }
 
 /** Load the config, bind every listener and start serving. Throws on a bad config or a
@@ -64,6 +67,7 @@ class Runtime implements Switchyard {
   private readonly ownLogger: boolean
   private readonly listeners = new Map<string, Listener>()
   private readonly tunnels = new Set<Duplex>()
+  private readonly accessLogs = new AccessLogs()
   private readonly contexts = new WeakMap<Generation, ProxyContext>()
   private inFlight = 0
   private closing = false
@@ -102,6 +106,7 @@ class Runtime implements Switchyard {
           gen.leave()
           this.requestDone()
         },
+        accessLog: (path, line) => this.accessLogs.write(path, line),
       }
       this.contexts.set(gen, ctx)
     }
@@ -115,7 +120,10 @@ class Runtime implements Switchyard {
     if (found === null || found.route.target === null) {
       // No proxy_pass here: nginx would look for a file under `root`; switchyard serves none.
       if (this.closing) res.shouldKeepAlive = false
-      return sendErrorPage(res, 404, req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined)
+      const bytes = sendErrorPage(res, 404, req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined)
+      const log = found?.route.settings.accessLog ?? null
+      if (log !== null) this.accessLogs.write(log, combinedLine(req, vars.remoteAddr, 404, bytes, new Date()))
+      return
     }
     gen.enter()
     this.inFlight++
@@ -135,7 +143,10 @@ class Runtime implements Switchyard {
       res.assignSocket(socket as Socket)
       res.shouldKeepAlive = false
       res.on('finish', () => socket.end())
-      if (target === null) return sendErrorPage(res, 404, true)
+      if (target === null) {
+        sendErrorPage(res, 404, true)
+        return
+      }
       gen.enter()
       this.inFlight++
       new Exchange(this.context(gen), target, req, res, vars).start()
@@ -254,6 +265,7 @@ class Runtime implements Switchyard {
     for (const l of this.listeners.values()) l.server.closeIdleConnections()
     await Promise.all(closed)
     await this.generation.retire()
+    await this.accessLogs.close()
     await this.removePid()
     this.log.notice('exiting')
   }
@@ -265,7 +277,13 @@ class Runtime implements Switchyard {
     for (const l of this.listeners.values()) l.server.closeAllConnections()
     await Promise.all(closed)
     await this.generation.destroy()
+    await this.accessLogs.close()
     await this.removePid()
+  }
+
+  /** SIGUSR1: files are reopened on their next write, so a rotated log gets a new one. */
+  async reopenLogs(): Promise<void> {
+    await this.accessLogs.close()
   }
 
   async writePid(): Promise<void> {
