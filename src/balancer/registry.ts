@@ -36,6 +36,11 @@ export function policyDefinition(directive: string): PolicyDefinition | undefine
   return byDirective.get(directive)
 }
 
+/** Every registered method (for the contract tests and the docs). */
+export function registeredPolicies(): readonly PolicyDefinition[] {
+  return definitions
+}
+
 /** Directives that select a balancing method (everything but the default). */
 export function balancingDirectives(): string[] {
   return definitions.filter((d) => d.directive !== DEFAULT_POLICY).map((d) => d.directive)

@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { loadConfig } from '../config/load.js'
 import { createLogger } from '../log.js'
+import { tuneHeapForProxy } from '../runtime/heap.js'
 import { startSwitchyard } from '../runtime/switchyard.js'
 
 export const DEFAULT_CONFIG = '/etc/switchyard/switchyard.conf'
@@ -132,6 +133,7 @@ async function sendSignal(file: string, name: string): Promise<number> {
 
 /** Serve in the foreground until a signal says otherwise. */
 async function run(file: string): Promise<number> {
+  tuneHeapForProxy()
   const log = createLogger()
   let sy
   try {

@@ -74,7 +74,7 @@ export class Exchange {
     const limit = settings.clientMaxBodySize
     if (limit !== 0 && declaredLength(this.req) > limit) {
       this.ctx.log.error(`client intended to send too large body: ${declaredLength(this.req)} bytes${this.where()}`)
-      return this.finish(() => sendErrorPage(this.res, 413, true))
+      return this.answer(413, true)
     }
     this.vars.proxyHost = this.target.proxyHost
     this.headers = this.target.headers.build(this.req, this.vars, false)
@@ -146,9 +146,9 @@ export class Exchange {
   onResponseEnd(attempt: Attempt): void {
     if (attempt !== this.attempt || this.over) return
     this.release(attempt, attempt.failed)
-    this.finish(() => {
-      this.res.end()
-    })
+    if (this.over) return
+    this.res.end()
+    this.finish()
   }
 
   onAttemptError(attempt: Attempt, err: Error): void {
@@ -158,20 +158,16 @@ export class Exchange {
       // must stay visibly cut, so the client connection is closed, never padded.
       this.ctx.log.error(`upstream prematurely closed connection while reading upstream (${(err as { code?: string }).code ?? err.message})${this.where(attempt.peer)}`)
       this.release(attempt, false)
-      return this.finish(() => {
-        this.res.destroy()
-      })
+      return this.cut()
     }
     if (err instanceof BodyTooLargeError) {
       this.ctx.log.error(`client intended to send too large chunked body${this.where()}`)
       this.release(attempt, false)
-      return this.finish(() => sendErrorPage(this.res, 413, true))
+      return this.answer(413, true)
     }
     if ((err as { code?: string }).code === 'SY_CLIENT_ABORTED') {
       this.release(attempt, false)
-      return this.finish(() => {
-        this.res.destroy()
-      })
+      return this.cut()
     }
     const failure = classifyError(err)
     this.attemptFailed(attempt, failure)
@@ -204,7 +200,7 @@ export class Exchange {
   /** No (more) peers: answer 502, or 504 when the last try timed out. */
   private giveUp(): void {
     const status = this.failure?.status ?? 502
-    this.finish(() => sendErrorPage(this.res, status, this.hasBody))
+    this.answer(status, this.hasBody)
   }
 
   // ── bookkeeping ───────────────────────────────────────────────────────────────
@@ -215,13 +211,25 @@ export class Exchange {
     this.target.upstream.release(attempt.peer, failed, this.ctx.env.now(), reason)
   }
 
-  /** The exchange is over: answer (an error page returns its body size), log, account. */
-  private finish(respond: () => number | void): void {
+  /** End the exchange with switchyard's own error page. */
+  private answer(status: number, close: boolean): void {
+    if (this.over) return
+    this.bytesSent = sendErrorPage(this.res, status, close)
+    this.finish()
+  }
+
+  /** End the exchange by closing the client connection (a response that cannot complete). */
+  private cut(): void {
+    if (this.over) return
+    this.res.destroy()
+    this.finish()
+  }
+
+  /** The exchange is over (the response is written): log and account, once. */
+  private finish(): void {
     if (this.over) return
     this.over = true
     this.res.off('close', this.onClientClose)
-    const bytes = respond()
-    if (typeof bytes === 'number') this.bytesSent = bytes
     this.logAccess(this.res.statusCode)
     this.ctx.exchangeDone()
   }

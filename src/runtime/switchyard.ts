@@ -46,7 +46,7 @@ export async function startSwitchyard(options: SwitchyardOptions): Promise<Switc
   const log = options.logger ?? createLogger()
   const config = await loadConfig(options.configFile)
   if (ownLogger) log.configure(config.main.errorLog.path, config.main.errorLog.level)
-  const runtime = new Runtime(options.configFile, log, options.env ?? systemEnvironment, new Generation(config), ownLogger)
+  const runtime = new Runtime(options.configFile, log, options.env ?? systemEnvironment, watchPeers(new Generation(config), log), ownLogger)
   await runtime.bindListeners(runtime.generation)
   await runtime.writePid()
   log.notice(`switchyard started, listening on ${runtime.addresses().map((a) => listenKey(a.host, a.port)).join(', ')}`)
@@ -231,7 +231,7 @@ class Runtime implements Switchyard {
     let gen: Generation
     try {
       const config = await loadConfig(this.file)
-      gen = new Generation(config)
+      gen = watchPeers(new Generation(config), this.log)
       await this.bindListeners(gen)
     } catch (err) {
       const message = (err as Error).message
@@ -295,6 +295,16 @@ class Runtime implements Switchyard {
     const pid = this.generation.config.main.pid
     if (pid !== null) await rm(pid, { force: true })
   }
+}
+
+/** Log peer health transitions the way nginx does. */
+function watchPeers(gen: Generation, log: Logger): Generation {
+  for (const upstream of gen.upstreams.values()) {
+    upstream.onPeerEvent(({ peer, reason }) => {
+      log.warn(`upstream server temporarily disabled: ${peer.name} in upstream "${upstream.name}" (${reason}, ${peer.fails}/${peer.maxFails} fails, back in ${peer.failTimeout / 1000}s)`)
+    })
+  }
+  return gen
 }
 
 function closeServer(server: Server): Promise<void> {

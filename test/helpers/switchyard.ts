@@ -28,9 +28,10 @@ export class SwitchyardProcess {
 
   constructor(args: string[]) {
     this.child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-    this.child.stderr!.on('data', (c: Buffer) => (this.stderr += c.toString()))
-    this.child.stdout!.on('data', (c: Buffer) => (this.stdout += c.toString()))
-    this.exited = new Promise((resolve) => this.child.on('exit', (code) => resolve(code)))
+    this.child.stderr!.setEncoding('utf8').on('data', (c: string) => (this.stderr += c))
+    this.child.stdout!.setEncoding('utf8').on('data', (c: string) => (this.stdout += c))
+    // 'close' (not 'exit'): every byte of stdout/stderr has arrived by then.
+    this.exited = new Promise((resolve) => this.child.on('close', (code) => resolve(code)))
   }
 
   /** Resolves once the log says it listens; rejects if it exits first or takes > 10 s. */

@@ -69,7 +69,8 @@ test('a closed port is skipped with zero client errors', async () => {
   assert.ok(!served.includes(dead))
   assert.equal(a!.seen.length + c!.seen.length, 20)
   // max_fails=1: the dead peer was tried once, then skipped for fail_timeout (10 s).
-  assert.equal(proc.stderr.match(/connect\(\) failed/g)?.length, 1, proc.stderr)
+  assert.equal(proc.stderr.match(/\[error\].*connect\(\) failed/g)?.length, 1, proc.stderr)
+  assert.match(proc.stderr, /\[warn\].*upstream server temporarily disabled: 127.0.0.1:\d+ in upstream "servers_list"/)
 })
 
 // The tutorial's failover: proxy_connect_timeout 1 against a blackholed peer costs the

@@ -2,10 +2,11 @@
 // requests (a bad config changes nothing), SIGQUIT finishes in-flight requests, exit 0.
 import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { Agent } from 'node:http'
 import { freePort, send, upstreams, type TestUpstream } from '../helpers/net.js'
-import { startSwitchyard } from '../helpers/switchyard.js'
+import { runCli, startSwitchyard, tempDir } from '../helpers/switchyard.js'
 
 const servers: TestUpstream[] = []
 after(async () => {
@@ -100,4 +101,25 @@ test('SIGTERM exits at once', async () => {
   proc.signal('SIGTERM')
   assert.equal(await proc.exited, 0)
   assert.ok(Date.now() - started < 2000)
+})
+
+// `-s reload` signals the process whose pid the config's `pid` file holds.
+test('-s reload finds the running switchyard through its pid file', async () => {
+  const [u] = await upstreams(1)
+  servers.push(u!)
+  const port = await freePort()
+  const dir = await tempDir()
+  const text = `pid ${join(dir, 'switchyard.pid')};\n${conf(port, [u!.port])}`
+  const { proc, file } = await startSwitchyard(text)
+  try {
+    assert.equal((await readFile(join(dir, 'switchyard.pid'), 'utf8')).trim(), String(proc.child.pid))
+    const r = await runCli(['-s', 'reload', '-c', file])
+    assert.equal(r.code, 0, r.stderr)
+    await proc.waitFor('reconfigured')
+    const q = await runCli(['-c', file, '-s', 'quit'])
+    assert.equal(q.code, 0, q.stderr)
+    assert.equal(await proc.exited, 0)
+  } finally {
+    await proc.stop()
+  }
 })
