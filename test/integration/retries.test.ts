@@ -183,3 +183,33 @@ http {
   assert.equal(r.status, 200)
   assert.equal(JSON.parse(r.body.toString()).bodySha256, sha256(body))
 })
+
+// A backend that answers with something that is not HTTP → 502, and the proxy lives on.
+test('an invalid response from the only peer → 502, and the proxy keeps serving', async () => {
+  const { createServer } = await import('node:net')
+  const garbage = createServer((s) => {
+    s.once('data', () => s.end('this is not http\r\n\r\n'))
+  })
+  await new Promise<void>((r) => garbage.listen(0, '127.0.0.1', r))
+  const gport = (garbage.address() as { port: number }).port
+  const [good] = await upstreams(1)
+  const port = await freePort()
+  const { proc } = await startSwitchyard(`events {}
+http {
+  server {
+    listen 127.0.0.1:${port};
+    location /bad/ { proxy_pass http://127.0.0.1:${gport}; }
+    location / { proxy_pass http://127.0.0.1:${good!.port}; }
+  }
+}
+`)
+  cleanup.push(async () => {
+    await proc.stop()
+    garbage.close()
+    await good!.close()
+  })
+  const r = await send(port, { path: '/bad/x' })
+  assert.equal(r.status, 502)
+  assert.match(proc.stderr, /invalid header/)
+  assert.equal((await send(port, { path: '/ok' })).status, 200)
+})
