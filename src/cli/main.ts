@@ -20,12 +20,16 @@ Options:
   -q             with -t, print errors only
   -c FILE        configuration file (default: ${DEFAULT_CONFIG})
   -s SIGNAL      send a signal to the running master: stop, quit, reopen, reload
+  --admin [HOST:]PORT   admin listener: /metrics and /api/upstreams (HOST defaults to 127.0.0.1)
+  --admin-token TOKEN   bearer token required for changes through the admin API
+                        (or SWITCHYARD_ADMIN_TOKEN in the environment)
 `
 
 const signals: Record<string, NodeJS.Signals> = { stop: 'SIGTERM', quit: 'SIGQUIT', reopen: 'SIGUSR1', reload: 'SIGHUP' }
 
 interface Flags {
   config: string
+  admin: { host: string; port: number; token?: string } | null
   test: boolean
   quiet: boolean
   signal: string | null
@@ -35,10 +39,18 @@ interface Flags {
 
 /** Parse nginx-style flags (`-c FILE`, `-cFILE`, `-tq`, any order). */
 export function parseFlags(argv: readonly string[]): Flags {
-  const flags: Flags = { config: DEFAULT_CONFIG, test: false, quiet: false, signal: null, help: false, version: false }
+  const flags: Flags = { config: DEFAULT_CONFIG, admin: null, test: false, quiet: false, signal: null, help: false, version: false }
+  let token = process.env.SWITCHYARD_ADMIN_TOKEN || undefined
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!
-    if (!arg.startsWith('-') || arg.length < 2) throw new Error(`invalid option: "${arg}"`)
+    if (arg === '--admin' || arg === '--admin-token') {
+      const value = argv[++i]
+      if (value === undefined) throw new Error(`option "${arg}" requires a value`)
+      if (arg === '--admin') flags.admin = parseAdminAddress(value)
+      else token = value
+      continue
+    }
+    if (!arg.startsWith('-') || arg.length < 2 || arg.startsWith('--')) throw new Error(`invalid option: "${arg}"`)
     for (let j = 1; j < arg.length; j++) {
       const f = arg[j]!
       switch (f) {
@@ -62,7 +74,19 @@ export function parseFlags(argv: readonly string[]): Flags {
     }
   }
   flags.config = resolve(flags.config)
+  if (token !== undefined) {
+    if (flags.admin === null) throw new Error('"--admin-token" needs "--admin"')
+    flags.admin.token = token
+  }
   return flags
+}
+
+/** `PORT`, `HOST:PORT` or `[IPv6]:PORT`; the host defaults to loopback. */
+export function parseAdminAddress(text: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]:|([^:]+):)?(\d+)$/.exec(text)
+  const port = m ? Number(m[3]) : NaN
+  if (!m || port > 65535) throw new Error(`invalid admin address "${text}" (expected [HOST:]PORT)`)
+  return { host: m[1] ?? m[2] ?? '127.0.0.1', port }
 }
 
 async function version(): Promise<string> {
@@ -92,7 +116,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (flags.test) return testConfig(flags.config, flags.quiet)
   if (flags.signal !== null) return sendSignal(flags.config, flags.signal)
-  return run(flags.config)
+  return run(flags.config, flags.admin)
 }
 
 /** `-t`: nginx's wording, exit 0 or 1. */
@@ -132,12 +156,12 @@ async function sendSignal(file: string, name: string): Promise<number> {
 }
 
 /** Serve in the foreground until a signal says otherwise. */
-async function run(file: string): Promise<number> {
+async function run(file: string, admin: Flags['admin']): Promise<number> {
   tuneHeapForProxy()
   const log = createLogger()
   let sy
   try {
-    sy = await startSwitchyard({ configFile: file, logger: log })
+    sy = await startSwitchyard({ configFile: file, logger: log, ...(admin ? { admin } : {}) })
   } catch (err) {
     log.log('emerg', (err as Error).message)
     return 1

@@ -118,13 +118,16 @@ export class Exchange {
    *  tries remain; anything else is committed to the client. */
   onResponseHeaders(attempt: Attempt, status: number, raw: Buffer[], resume: () => void): boolean {
     if (attempt !== this.attempt || this.over) return false
+    attempt.peer.stats.response(status, (performance.now() - attempt.startedAt) / 1000)
     const failure = classifyStatus(status, this.target.settings.proxyNextUpstream)
     if (failure !== null && this.triesLeft > 1 && this.mayMoveOn(failure)) {
       this.attemptFailed(attempt, failure)
       attempt.abort(new Error('moving to the next upstream'))
+      this.target.upstream.stats.retry(`http_${status}`)
       this.next()
       return false
     }
+    if (this.failure !== null) this.target.upstream.stats.failovers++
     // The last try's listed status still counts against the peer (nginx marks it failed).
     attempt.failed = failure !== null && countsAsPeerFailure(failure)
     attempt.responded = true
@@ -170,8 +173,12 @@ export class Exchange {
       return this.cut()
     }
     const failure = classifyError(err)
+    attempt.peer.stats.failure(failure.type)
     this.attemptFailed(attempt, failure)
-    if (this.triesLeft > 0 && this.mayMoveOn(failure)) return this.next()
+    if (this.triesLeft > 0 && this.mayMoveOn(failure)) {
+      this.target.upstream.stats.retry(failure.type)
+      return this.next()
+    }
     this.giveUp()
   }
 
@@ -276,6 +283,8 @@ export class Attempt {
   failed = false
   released = false
   resume: (() => void) | null = null
+  /** performance.now() when the attempt was dispatched. */
+  readonly startedAt = performance.now()
   private abortFn: ((reason?: Error) => void) | null = null
   private pendingAbort: Error | null = null
 

@@ -8,12 +8,15 @@ import { writeFile, rm } from 'node:fs/promises'
 import type { Config } from '../config/model.js'
 import { loadConfig } from '../config/load.js'
 import { createLogger, type Logger } from '../log.js'
+import { apiState, applyChange, type PeerChange } from '../admin/api.js'
+import { createMetrics, type Metrics } from '../admin/metrics.js'
+import { startAdmin, type AdminOptions } from '../admin/server.js'
 import { AccessLogs, combinedLine } from '../proxy/access-log.js'
 import { sendErrorPage } from '../proxy/error-page.js'
 import { Exchange, type ProxyContext } from '../proxy/exchange.js'
 import { RequestVars } from '../proxy/request-vars.js'
 import { Tunnel } from '../proxy/upgrade.js'
-import { systemEnvironment, type Environment } from '../upstream/upstream.js'
+import { systemEnvironment, type Environment, type Upstream } from '../upstream/upstream.js'
 import { Generation, listenKey } from './generation.js'
 
 export interface SwitchyardOptions {
@@ -23,6 +26,8 @@ export interface SwitchyardOptions {
   readonly logger?: Logger
   /** Clock and randomness; the system's by default. */
   readonly env?: Environment
+  /** Start the admin listener (metrics, JSON API) here. */
+  readonly admin?: AdminOptions
 }
 
 export interface Switchyard {
@@ -37,6 +42,8 @@ export interface Switchyard {
   stop(): Promise<void>
   /** Reopen the access log files (SIGUSR1, after rotation). */
   reopenLogs(): Promise<void>
+  /** The admin listener's address, when one was asked for. */
+  adminAddress(): { host: string; port: number } | null
 }
 
 /** Load the config, bind every listener and start serving. Throws on a bad config or a
@@ -48,6 +55,7 @@ export async function startSwitchyard(options: SwitchyardOptions): Promise<Switc
   if (ownLogger) log.configure(config.main.errorLog.path, config.main.errorLog.level)
   const runtime = new Runtime(options.configFile, log, options.env ?? systemEnvironment, watchPeers(new Generation(config), log), ownLogger)
   await runtime.bindListeners(runtime.generation)
+  if (options.admin !== undefined) await runtime.startAdmin(options.admin)
   await runtime.writePid()
   log.notice(`switchyard started, listening on ${runtime.addresses().map((a) => listenKey(a.host, a.port)).join(', ')}`)
   return runtime
@@ -70,7 +78,12 @@ class Runtime implements Switchyard {
   private readonly accessLogs = new AccessLogs()
   private readonly contexts = new WeakMap<Generation, ProxyContext>()
   private inFlight = 0
+  private connections = 0
   private closing = false
+  readonly metrics: Metrics
+  private admin: Server | null = null
+  /** API changes by `upstream\0server`, re-applied after a reload that keeps the upstream. */
+  private readonly changes = new Map<string, PeerChange>()
   private drained: (() => void) | null = null
   private reloading: Promise<{ ok: true } | { ok: false; error: string }> | null = null
 
@@ -80,6 +93,46 @@ class Runtime implements Switchyard {
     this.env = env
     this.generation = generation
     this.ownLogger = ownLogger
+    this.metrics = createMetrics({
+      upstreams: () => this.generation.upstreams.values(),
+      requestsInFlight: () => this.inFlight,
+      clientConnections: () => this.connections,
+      now: env.now,
+    })
+  }
+
+  // ── admin ─────────────────────────────────────────────────────────────────────
+
+  async startAdmin(options: AdminOptions): Promise<void> {
+    this.admin = await startAdmin({
+      upstreams: () => this.generation.upstreams,
+      now: this.env.now,
+      metrics: this.metrics,
+      log: this.log,
+      remember: (upstream, peer) => this.changes.set(`${upstream.name}\0${peer.name}`, apiState(peer)),
+    }, options)
+    const a = this.adminAddress()!
+    this.log.notice(`admin listener on http://${listenKey(a.host, a.port)}/ (metrics at /metrics, API at /api/upstreams)`)
+  }
+
+  adminAddress(): { host: string; port: number } | null {
+    const address = this.admin?.address()
+    return address && typeof address === 'object' ? { host: address.address, port: address.port } : null
+  }
+
+  /** Carry API changes into a new generation for every upstream whose servers did not
+   *  change; forget them for the rest. */
+  private carryChanges(old: Generation, next: Generation): void {
+    for (const [key, change] of [...this.changes]) {
+      const [name, peerKey] = key.split('\0') as [string, string]
+      const before = old.upstreams.get(name)
+      const after = next.upstreams.get(name)
+      if (before === undefined || after === undefined || signature(before) !== signature(after)) {
+        this.changes.delete(key)
+        continue
+      }
+      for (const peer of after.peers) if (peer.name === peerKey) applyChange(peer, change)
+    }
   }
 
   get config(): Config {
@@ -195,6 +248,10 @@ class Runtime implements Switchyard {
     server.headersTimeout = 60_000
     server.requestTimeout = 0
     const listener: Listener = { key, server, port }
+    server.on('connection', (socket: Socket) => {
+      this.connections++
+      socket.once('close', () => this.connections--)
+    })
     server.on('request', (req, res) => this.handleRequest(listener, req, res))
     server.on('upgrade', (req, socket, head) => this.handleUpgrade(listener, req, socket, head))
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
@@ -237,10 +294,13 @@ class Runtime implements Switchyard {
       const message = (err as Error).message
       this.log.log('emerg', message)
       this.log.notice('reload failed, the running configuration stays in force')
+      this.metrics.reload('error')
       return { ok: false, error: message }
     }
     const old = this.generation
+    this.carryChanges(old, gen)
     this.generation = gen
+    this.metrics.reload('ok')
     if (this.ownLogger) this.log.configure(gen.config.main.errorLog.path, gen.config.main.errorLog.level)
     for (const [key, l] of this.listeners) {
       if (!gen.listeners.has(key)) {
@@ -265,6 +325,7 @@ class Runtime implements Switchyard {
     for (const l of this.listeners.values()) l.server.closeIdleConnections()
     await Promise.all(closed)
     await this.generation.retire()
+    await this.closeAdmin()
     await this.accessLogs.close()
     await this.removePid()
     this.log.notice('exiting')
@@ -277,8 +338,16 @@ class Runtime implements Switchyard {
     for (const l of this.listeners.values()) l.server.closeAllConnections()
     await Promise.all(closed)
     await this.generation.destroy()
+    await this.closeAdmin()
     await this.accessLogs.close()
     await this.removePid()
+  }
+
+  private async closeAdmin(): Promise<void> {
+    if (this.admin === null) return
+    this.admin.closeAllConnections()
+    await closeServer(this.admin)
+    this.admin = null
   }
 
   /** SIGUSR1: files are reopened on their next write, so a rotated log gets a new one. */
@@ -295,6 +364,11 @@ class Runtime implements Switchyard {
     const pid = this.generation.config.main.pid
     if (pid !== null) await rm(pid, { force: true })
   }
+}
+
+/** What makes two generations' upstreams "the same" for carrying API changes. */
+function signature(u: Upstream): string {
+  return JSON.stringify([u.config.balancer.method, u.config.servers.map((s) => [s.name, s.host, s.port, s.weight, s.backup, s.down, s.maxFails, s.failTimeout, s.maxConns])])
 }
 
 /** Log peer health transitions the way nginx does. */

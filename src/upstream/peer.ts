@@ -2,10 +2,12 @@
 // nginx keeps beside it, passive-health counters, and in-flight requests.
 // Health is a set of reasons; `available()` is the only question policies ask.
 import type { Millis, UpstreamServer } from '../config/model.js'
+import { PeerStats } from './stats.js'
 
 /** Why a peer takes no new requests. Derived reasons (`max_fails`, `max_conns`) are
- *  computed from counters; the others are held in `Peer.reasons`. */
-export type UnavailableReason = 'config_down' | 'max_fails' | 'max_conns'
+ *  computed from counters; the others are held in `Peer.reasons` (`api_down` and
+ *  `draining` are set through the runtime API). */
+export type UnavailableReason = 'config_down' | 'api_down' | 'draining' | 'max_fails' | 'max_conns'
 
 export class Peer {
   /** Index in the upstream's server list (config order); stable for the upstream's life. */
@@ -15,7 +17,8 @@ export class Peer {
   readonly name: string
   /** `host:port` actually connected to. */
   readonly address: string
-  readonly weight: number
+  /** `weight=N`; the runtime API may change it. */
+  weight: number
   readonly maxFails: number
   readonly failTimeout: Millis
   readonly maxConns: number
@@ -36,8 +39,9 @@ export class Peer {
   /** Requests in flight (nginx `conns`). */
   active = 0
 
-  /** Reasons held until something clears them (config `down`; later: drain, active checks). */
+  /** Reasons held until something clears them (config `down`, the API's down and drain). */
   readonly reasons = new Set<UnavailableReason>()
+  readonly stats = new PeerStats()
 
   constructor(id: number, server: UpstreamServer, countsFailures: boolean) {
     this.id = id
@@ -76,6 +80,7 @@ export class Peer {
    *  `fail_timeout` the pick is the one probe nginx lets through (`checked` moves). */
   selected(now: number): void {
     this.active++
+    this.stats.requests++
     if (now - this.checked > this.failTimeout) this.checked = now
   }
 
@@ -85,6 +90,7 @@ export class Peer {
    *  failure took the peer out. */
   released(now: number, failed: boolean): boolean {
     this.active--
+    if (failed) this.stats.fails++
     if (!this.countsFailures) return false
     if (failed) {
       this.fails++
@@ -93,7 +99,10 @@ export class Peer {
       if (this.maxFails !== 0) {
         this.effectiveWeight -= Math.floor(this.weight / this.maxFails)
         if (this.effectiveWeight < 0) this.effectiveWeight = 0
-        return this.fails === this.maxFails
+        if (this.fails === this.maxFails) {
+          this.stats.unavail++
+          return true
+        }
       }
       return false
     }

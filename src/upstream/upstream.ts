@@ -6,6 +6,7 @@ import type { RequestVariables } from '../config/variables.js'
 import type { PickContext, Policy } from '../balancer/policy.js'
 import { policyDefinition } from '../balancer/registry.js'
 import { Peer } from './peer.js'
+import { UpstreamStats } from './stats.js'
 
 /** Clock and randomness, injected so every pick is reproducible in tests. */
 export interface Environment {
@@ -28,6 +29,7 @@ export class Upstream {
   readonly policy: Policy
   /** How many peers one request may try at most (nginx: every primary and backup peer). */
   readonly maxTries: number
+  readonly stats = new UpstreamStats()
   private readonly listeners: PeerListener[] = []
 
   constructor(config: UpstreamConfig) {

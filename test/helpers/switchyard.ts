@@ -63,9 +63,9 @@ export class SwitchyardProcess {
 }
 
 /** Start switchyard on a config text; resolves when it is listening. */
-export async function startSwitchyard(configText: string): Promise<{ proc: SwitchyardProcess; file: string }> {
+export async function startSwitchyard(configText: string, extraArgs: string[] = []): Promise<{ proc: SwitchyardProcess; file: string }> {
   const file = await writeConfig(configText)
-  const proc = await new SwitchyardProcess(['-c', file]).ready()
+  const proc = await new SwitchyardProcess(['-c', file, ...extraArgs]).ready()
   return { proc, file }
 }
 

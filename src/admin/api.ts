@@ -1,0 +1,85 @@
+// The runtime JSON API, in NGINX Plus's shape: every upstream and peer with its state,
+// the reasons it is out and its counters; and changes without a reload (weight, down,
+// drain) through PATCH. Read-only views over the same state the request path uses.
+import { z } from 'zod'
+import type { Peer, UnavailableReason } from '../upstream/peer.js'
+import type { Upstream } from '../upstream/upstream.js'
+
+export type PeerState = 'up' | 'down' | 'draining' | 'unavail'
+
+/** The coarse state NGINX Plus reports, derived from the set of reasons. */
+export function stateOf(reasons: readonly UnavailableReason[]): PeerState {
+  if (reasons.includes('config_down') || reasons.includes('api_down')) return 'down'
+  if (reasons.includes('draining')) return 'draining'
+  if (reasons.includes('max_fails')) return 'unavail'
+  return 'up'
+}
+
+export function peerView(peer: Peer, now: number) {
+  const reasons = peer.unavailableReasons(now)
+  const s = peer.stats
+  return {
+    id: peer.id,
+    server: peer.name,
+    name: peer.address,
+    backup: peer.server.backup,
+    weight: peer.weight,
+    state: stateOf(reasons),
+    reasons,
+    active: peer.active,
+    requests: s.requests,
+    responses: s.responseClasses(),
+    fails: s.fails,
+    unavail: s.unavail,
+    max_fails: peer.maxFails,
+    fail_timeout: peer.failTimeout,
+    max_conns: peer.maxConns,
+    response_time: s.latencyCount === 0 ? null : Math.round((s.latencySum / s.latencyCount) * 1000 * 10) / 10,
+  }
+}
+
+export function upstreamView(upstream: Upstream, now: number) {
+  return {
+    name: upstream.name,
+    balancer: upstream.config.balancer.method,
+    keepalive: upstream.config.keepalive,
+    retries: Object.fromEntries(upstream.stats.retries),
+    failovers: upstream.stats.failovers,
+    peers: upstream.peers.map((p) => peerView(p, now)),
+  }
+}
+
+/** A PATCH body: at least one of weight, down, drain. */
+export const PeerChange = z.strictObject({
+  weight: z.number().int().min(1).max(1_000_000).optional(),
+  down: z.boolean().optional(),
+  drain: z.literal(true).optional(),
+}).refine((c) => c.weight !== undefined || c.down !== undefined || c.drain !== undefined, {
+  message: 'expected at least one of "weight", "down", "drain"',
+})
+export type PeerChange = z.infer<typeof PeerChange>
+
+/** Apply a change to a live peer. `down: false` also ends a drain. */
+export function applyChange(peer: Peer, change: PeerChange): void {
+  if (change.weight !== undefined) {
+    peer.weight = change.weight
+    peer.effectiveWeight = change.weight
+    peer.currentWeight = 0
+  }
+  if (change.down === true) peer.reasons.add('api_down')
+  if (change.down === false) {
+    peer.reasons.delete('api_down')
+    peer.reasons.delete('draining')
+  }
+  if (change.drain === true) peer.reasons.add('draining')
+}
+
+/** What the API has set on a peer, as one change that recreates it on a fresh peer. */
+export function apiState(peer: Peer): PeerChange {
+  return { weight: peer.weight, down: peer.reasons.has('api_down'), ...(peer.reasons.has('draining') ? { drain: true as const } : {}) }
+}
+
+/** One-line description of a change, for the log and the response. */
+export function describeChange(change: PeerChange): string {
+  return Object.entries(change).map(([k, v]) => `${k}=${v}`).join(' ')
+}

@@ -1,0 +1,111 @@
+// Prometheus metrics (prom-client), read from the counters the request path keeps.
+// Every value is computed at scrape time from the live upstreams, so the hot path pays
+// for plain increments only. Labels are bounded: upstream and server names from the
+// config, status codes, causes; never a path or a client address.
+import { collectDefaultMetrics, Counter, Registry } from 'prom-client'
+import type { Upstream } from '../upstream/upstream.js'
+import { LATENCY_BUCKETS } from '../upstream/stats.js'
+
+/** What the metrics read from the running switchyard. */
+export interface MetricsSource {
+  upstreams(): Iterable<Upstream>
+  requestsInFlight(): number
+  clientConnections(): number
+  readonly now: () => number
+}
+
+export interface Metrics {
+  readonly registry: Registry
+  /** Count a config reload attempt. */
+  reload(outcome: 'ok' | 'error'): void
+}
+
+type Labels = Record<string, string | number>
+
+/** One sample; `metricName` names a histogram's _bucket/_sum/_count series (prom-client
+ *  honours it when rendering, and its cluster aggregator sums samples by it). */
+interface Sample {
+  value: number
+  labels: Labels
+  metricName?: string
+}
+
+/** A metric whose samples are computed on each scrape. prom-client's registry takes any
+ *  object with `get()`; this one reads the live counters instead of keeping its own. */
+function computed(registry: Registry, name: string, help: string, type: 'gauge' | 'counter' | 'histogram', values: () => Sample[]): void {
+  const metric = {
+    name,
+    help,
+    type,
+    aggregator: 'sum',
+    collect: () => undefined,
+    get: async () => ({ name, help, type, aggregator: 'sum', values: values() }),
+    reset: () => undefined,
+  }
+  registry.registerMetric(metric as never)
+}
+
+export function createMetrics(source: MetricsSource): Metrics {
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry, prefix: 'switchyard_' })
+  const peers = function* (): Generator<{ upstream: Upstream; labels: Labels; peer: Upstream['peers'][number] }> {
+    for (const upstream of source.upstreams()) {
+      for (const peer of upstream.peers) yield { upstream, peer, labels: { upstream: upstream.name, server: peer.name } }
+    }
+  }
+
+  computed(registry, 'switchyard_upstream_requests_total', 'Attempts sent to each upstream server, by response status code or failure type.', 'counter', () => {
+    const out: Sample[] = []
+    for (const { peer, labels } of peers()) {
+      for (const [code, n] of peer.stats.codes) out.push({ labels: { ...labels, code }, value: n })
+    }
+    return out
+  })
+  computed(registry, 'switchyard_upstream_response_seconds', 'Time from sending the request to the upstream response header.', 'histogram', () => {
+    const out: Sample[] = []
+    for (const { peer, labels } of peers()) {
+      const s = peer.stats
+      let cumulative = 0
+      LATENCY_BUCKETS.forEach((le, i) => {
+        cumulative += s.latency[i]!
+        out.push({ metricName: 'switchyard_upstream_response_seconds_bucket', labels: { ...labels, le }, value: cumulative })
+      })
+      out.push({ metricName: 'switchyard_upstream_response_seconds_bucket', labels: { ...labels, le: '+Inf' }, value: s.latencyCount })
+      out.push({ metricName: 'switchyard_upstream_response_seconds_sum', labels, value: s.latencySum })
+      out.push({ metricName: 'switchyard_upstream_response_seconds_count', labels, value: s.latencyCount })
+    }
+    return out
+  })
+  computed(registry, 'switchyard_upstream_peer_up', '1 while the upstream server takes new requests, 0 while it is out.', 'gauge', () => {
+    const now = source.now()
+    return [...peers()].map(({ peer, labels }) => ({ labels, value: peer.available(now) ? 1 : 0 }))
+  })
+  computed(registry, 'switchyard_upstream_peer_unavailable', '1 for each reason an upstream server is out (config_down, api_down, draining, max_fails, max_conns).', 'gauge', () => {
+    const now = source.now()
+    const out: Sample[] = []
+    for (const { peer, labels } of peers()) for (const reason of peer.unavailableReasons(now)) out.push({ labels: { ...labels, reason }, value: 1 })
+    return out
+  })
+  computed(registry, 'switchyard_upstream_peer_active', 'Requests in flight to each upstream server.', 'gauge', () =>
+    [...peers()].map(({ peer, labels }) => ({ labels, value: peer.active })))
+  computed(registry, 'switchyard_upstream_peer_weight', 'Configured (or API-set) weight of each upstream server.', 'gauge', () =>
+    [...peers()].map(({ peer, labels }) => ({ labels, value: peer.weight })))
+  computed(registry, 'switchyard_upstream_fails_total', 'Failed attempts per upstream server (what max_fails counts).', 'counter', () =>
+    [...peers()].map(({ peer, labels }) => ({ labels, value: peer.stats.fails })))
+  computed(registry, 'switchyard_upstream_unavailable_total', 'Times an upstream server was taken out by max_fails.', 'counter', () =>
+    [...peers()].map(({ peer, labels }) => ({ labels, value: peer.stats.unavail })))
+  computed(registry, 'switchyard_upstream_retries_total', 'Attempts made on another server after a failed one, by cause.', 'counter', () => {
+    const out: Sample[] = []
+    for (const upstream of source.upstreams()) for (const [cause, n] of upstream.stats.retries) out.push({ labels: { upstream: upstream.name, cause }, value: n })
+    return out
+  })
+  computed(registry, 'switchyard_upstream_failovers_total', 'Requests answered after at least one other server failed them.', 'counter', () =>
+    [...source.upstreams()].map((u) => ({ labels: { upstream: u.name }, value: u.stats.failovers })))
+  computed(registry, 'switchyard_requests_in_flight', 'Proxied requests (and tunnels) in progress.', 'gauge', () => [{ labels: {}, value: source.requestsInFlight() }])
+  computed(registry, 'switchyard_client_connections', 'Open client connections on the traffic listeners.', 'gauge', () => [{ labels: {}, value: source.clientConnections() }])
+
+  const reloads = new Counter({ name: 'switchyard_config_reloads_total', help: 'Config reloads by outcome.', labelNames: ['outcome'], registers: [registry] })
+  reloads.inc({ outcome: 'ok' }, 0)
+  reloads.inc({ outcome: 'error' }, 0)
+  return { registry, reload: (outcome) => reloads.inc({ outcome }) }
+}

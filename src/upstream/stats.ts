@@ -1,0 +1,61 @@
+// Counters kept beside each peer and upstream on the request path (plain integer
+// increments: no labels hashed, no allocation). The metrics endpoint and the JSON API
+// read them when asked; nothing is computed per request beyond the increments.
+
+/** Upper bounds (seconds) of the response-time histogram buckets. */
+export const LATENCY_BUCKETS: readonly number[] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+
+export class PeerStats {
+  /** Attempts sent to this peer (nginx Plus `requests`). */
+  requests = 0
+  /** Responses by status code, and failed attempts by type (`error`, `timeout`, `invalid_header`). */
+  readonly codes = new Map<string, number>()
+  /** Failed attempts, as max_fails counts them (nginx Plus `fails`). */
+  fails = 0
+  /** Times the peer became unavailable through max_fails (nginx Plus `unavail`). */
+  unavail = 0
+  /** Response-header time histogram: counts per LATENCY_BUCKETS bound, plus +Inf. */
+  readonly latency = new Float64Array(LATENCY_BUCKETS.length + 1)
+  latencySum = 0
+  latencyCount = 0
+
+  /** A response header arrived after `seconds`. */
+  response(status: number, seconds: number): void {
+    const code = String(status)
+    this.codes.set(code, (this.codes.get(code) ?? 0) + 1)
+    let i = 0
+    while (i < LATENCY_BUCKETS.length && seconds > LATENCY_BUCKETS[i]!) i++
+    this.latency[i]!++
+    this.latencySum += seconds
+    this.latencyCount++
+  }
+
+  /** An attempt failed without a usable response (counted by type; `fails` is counted
+   *  where max_fails is, in Peer.released). */
+  failure(type: string): void {
+    this.codes.set(type, (this.codes.get(type) ?? 0) + 1)
+  }
+
+  /** Responses by class, as NGINX Plus reports them. */
+  responseClasses(): { '1xx': number; '2xx': number; '3xx': number; '4xx': number; '5xx': number; total: number } {
+    const out = { '1xx': 0, '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0, total: 0 }
+    for (const [code, n] of this.codes) {
+      const c = code.charCodeAt(0) - 48
+      if (code.length !== 3 || c < 1 || c > 5) continue
+      out[`${c}xx` as '1xx']! += n
+      out.total += n
+    }
+    return out
+  }
+}
+
+export class UpstreamStats {
+  /** Attempts made after a failed one, by the failure's cause. */
+  readonly retries = new Map<string, number>()
+  /** Requests answered by a peer after at least one other peer failed them. */
+  failovers = 0
+
+  retry(cause: string): void {
+    this.retries.set(cause, (this.retries.get(cause) ?? 0) + 1)
+  }
+}
