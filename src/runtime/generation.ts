@@ -2,12 +2,13 @@
 // routing tables of every listen address, all compiled from the Config model once.
 // A reload builds a new generation and swaps it in; requests already running keep the
 // generation they started on, which is closed when its last request ends.
-import { Pool } from 'undici'
+import type { Pool } from 'undici'
 import type { Config, Location, LocationSettings, VirtualServer } from '../config/model.js'
 import { hostVariable } from '../config/variables.js'
 import { LocationMatcher, ServerSelector } from '../proxy/router.js'
 import type { RequestVars } from '../proxy/request-vars.js'
 import { ProxyTarget } from '../proxy/target.js'
+import { createPeerPool } from '../upstream/peer-pool.js'
 import { Upstream } from '../upstream/upstream.js'
 
 /** What a location does with a request. */
@@ -65,7 +66,7 @@ export class Generation {
       let set = poolSets.get(key)
       if (set === undefined) {
         set = upstream.peers.map((peer) => {
-          const pool = new Pool(`http://${peer.address}`, {
+          const pool = createPeerPool(`http://${peer.address}`, {
             connect: { timeout: connectTimeout },
             pipelining: 1,
             // Idle connections close after the upstream's keep-alive hint (less a margin) or
@@ -73,7 +74,7 @@ export class Generation {
             // not reused just as the backend closes it.
             keepAliveTimeout: Math.min(4000, upstream.config.keepaliveTimeout),
             keepAliveMaxTimeout: upstream.config.keepaliveTimeout,
-          })
+          }, upstream.config.keepalive)
           this.pools.push(pool)
           return pool
         })

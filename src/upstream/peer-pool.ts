@@ -1,0 +1,56 @@
+// The connection pool of one peer: an undici Pool, keep-alive always on, and nginx's
+// `keepalive N` as a cap on *idle* connections: after a burst, connections beyond N that
+// sit idle are closed (their Client stays in the pool and reconnects when needed).
+// undici has no idle cap of its own, so this reads three of its Client getters, found
+// by their symbol descriptions; if a future undici renames them, the cap is skipped
+// and idle connections still close on the keep-alive timeout.
+import { Client, Pool } from 'undici'
+
+const clientSymbol = (name: string): symbol | undefined =>
+  Object.getOwnPropertySymbols(Client.prototype).find((s) => s.description === name)
+
+const kRunning = clientSymbol('running')
+const kPending = clientSymbol('pending')
+const kConnected = clientSymbol('connected')
+let kSocket: symbol | undefined
+
+/** The socket an undici Client holds (an own symbol property once it has connected). */
+function socketOf(client: Client): { destroy(): void } | undefined {
+  kSocket ??= Object.getOwnPropertySymbols(client).find((s) => s.description === 'socket')
+  return kSocket === undefined ? undefined : (client as unknown as Record<symbol, { destroy(): void } | undefined>)[kSocket]
+}
+
+/** True when the idle cap can be enforced with this undici. */
+export const idleCapSupported = kRunning !== undefined && kPending !== undefined && kConnected !== undefined
+
+export function createPeerPool(origin: string, options: Pool.Options, keepalive: number | null): Pool {
+  if (keepalive === null || !idleCapSupported) return new Pool(origin, options)
+  const clients = new Set<Client>()
+  let scheduled = false
+  const trim = (): void => {
+    scheduled = false
+    let idle = 0
+    for (const client of clients) {
+      const c = client as unknown as Record<symbol, number | boolean>
+      if (c[kConnected!] !== true || c[kRunning!] !== 0 || c[kPending!] !== 0) continue
+      if (++idle > keepalive) socketOf(client)?.destroy()
+    }
+  }
+  return new Pool(origin, {
+    ...options,
+    factory: (o, opts) => {
+      const client = new Client(o, opts)
+      clients.add(client)
+      // A drained client may be idle now; count once per turn of the event loop, after
+      // the pool has handed queued requests to it.
+      client.on('drain', () => {
+        if (!scheduled) {
+          scheduled = true
+          setImmediate(trim)
+        }
+      })
+      client.on('connectionError', () => clients.delete(client))
+      return client
+    },
+  })
+}
