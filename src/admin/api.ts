@@ -2,6 +2,7 @@
 // the reasons it is out and its counters; and changes without a reload (weight, down,
 // drain) through PATCH. Read-only views over the same state the request path uses.
 import { z } from 'zod'
+import type { UpstreamConfig } from '../config/model.js'
 import type { Peer, UnavailableReason } from '../upstream/peer.js'
 import type { Upstream } from '../upstream/upstream.js'
 
@@ -14,6 +15,9 @@ export function stateOf(reasons: readonly UnavailableReason[]): PeerState {
   if (reasons.includes('max_fails')) return 'unavail'
   return 'up'
 }
+
+export type PeerView = ReturnType<typeof peerView>
+export type UpstreamView = ReturnType<typeof upstreamView>
 
 export function peerView(peer: Peer, now: number) {
   const reasons = peer.unavailableReasons(now)
@@ -35,6 +39,41 @@ export function peerView(peer: Peer, now: number) {
     fail_timeout: peer.failTimeout,
     max_conns: peer.maxConns,
     response_time: s.latencyCount === 0 ? null : Math.round((s.latencySum / s.latencyCount) * 1000 * 10) / 10,
+    /** Samples behind response_time, so workers' views can be merged. */
+    response_count: s.latencyCount,
+  }
+}
+
+/** One view of an upstream from several workers' views: counters add up, a reason held
+ *  by any worker is reported, the state follows from the reasons. */
+export function mergeUpstreamViews(views: readonly UpstreamView[]): UpstreamView {
+  const first = views[0]!
+  const retries: Record<string, number> = {}
+  for (const v of views) for (const [cause, n] of Object.entries(v.retries)) retries[cause] = (retries[cause] ?? 0) + n
+  return {
+    ...first,
+    retries,
+    failovers: views.reduce((n, v) => n + v.failovers, 0),
+    peers: first.peers.map((p, i) => {
+      const all = views.map((v) => v.peers[i]!)
+      const reasons = [...new Set(all.flatMap((x) => x.reasons))]
+      const sum = (f: (x: PeerView) => number): number => all.reduce((n, x) => n + f(x), 0)
+      const count = sum((x) => x.response_count)
+      const responses = { '1xx': 0, '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0, total: 0 }
+      for (const x of all) for (const k of Object.keys(responses) as Array<keyof typeof responses>) responses[k] += x.responses[k]
+      return {
+        ...p,
+        reasons,
+        state: stateOf(reasons),
+        active: sum((x) => x.active),
+        requests: sum((x) => x.requests),
+        responses,
+        fails: sum((x) => x.fails),
+        unavail: sum((x) => x.unavail),
+        response_count: count,
+        response_time: count === 0 ? null : Math.round((sum((x) => (x.response_time ?? 0) * x.response_count) / count) * 10) / 10,
+      }
+    }),
   }
 }
 
@@ -82,4 +121,11 @@ export function apiState(peer: Peer): PeerChange {
 /** One-line description of a change, for the log and the response. */
 export function describeChange(change: PeerChange): string {
   return Object.entries(change).map(([k, v]) => `${k}=${v}`).join(' ')
+}
+
+/** Do two configs of an upstream have the same servers (so API changes carry over)? */
+export function sameServers(a: UpstreamConfig, b: UpstreamConfig): boolean {
+  const key = (u: UpstreamConfig): string =>
+    JSON.stringify([u.balancer.method, u.servers.map((s) => [s.name, s.host, s.port, s.weight, s.backup, s.down, s.maxFails, s.failTimeout, s.maxConns])])
+  return key(a) === key(b)
 }

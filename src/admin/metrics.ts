@@ -32,20 +32,23 @@ interface Sample {
 
 /** A metric whose samples are computed on each scrape. prom-client's registry takes any
  *  object with `get()`; this one reads the live counters instead of keeping its own. */
-function computed(registry: Registry, name: string, help: string, type: 'gauge' | 'counter' | 'histogram', values: () => Sample[]): void {
+function computed(registry: Registry, name: string, help: string, type: 'gauge' | 'counter' | 'histogram', values: () => Sample[], aggregator: 'sum' | 'max' | 'first' = 'sum'): void {
+  // `aggregator` says how the primary combines the workers' samples (prom-client's cluster
+  // aggregation): counters and in-flight gauges add up; "is it up" is up on any worker.
   const metric = {
     name,
     help,
     type,
-    aggregator: 'sum',
+    aggregator,
     collect: () => undefined,
-    get: async () => ({ name, help, type, aggregator: 'sum', values: values() }),
+    get: async () => ({ name, help, type, aggregator, values: values() }),
     reset: () => undefined,
   }
   registry.registerMetric(metric as never)
 }
 
-export function createMetrics(source: MetricsSource): Metrics {
+/** `reloads`: include the reload counter (the process that reloads owns it). */
+export function createMetrics(source: MetricsSource, options: { reloads: boolean } = { reloads: true }): Metrics {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: 'switchyard_' })
   const peers = function* (): Generator<{ upstream: Upstream; labels: Labels; peer: Upstream['peers'][number] }> {
@@ -79,17 +82,17 @@ export function createMetrics(source: MetricsSource): Metrics {
   computed(registry, 'switchyard_upstream_peer_up', '1 while the upstream server takes new requests, 0 while it is out.', 'gauge', () => {
     const now = source.now()
     return [...peers()].map(({ peer, labels }) => ({ labels, value: peer.available(now) ? 1 : 0 }))
-  })
+  }, 'max')
   computed(registry, 'switchyard_upstream_peer_unavailable', '1 for each reason an upstream server is out (config_down, api_down, draining, max_fails, max_conns).', 'gauge', () => {
     const now = source.now()
     const out: Sample[] = []
     for (const { peer, labels } of peers()) for (const reason of peer.unavailableReasons(now)) out.push({ labels: { ...labels, reason }, value: 1 })
     return out
-  })
+  }, 'max')
   computed(registry, 'switchyard_upstream_peer_active', 'Requests in flight to each upstream server.', 'gauge', () =>
     [...peers()].map(({ peer, labels }) => ({ labels, value: peer.active })))
   computed(registry, 'switchyard_upstream_peer_weight', 'Configured (or API-set) weight of each upstream server.', 'gauge', () =>
-    [...peers()].map(({ peer, labels }) => ({ labels, value: peer.weight })))
+    [...peers()].map(({ peer, labels }) => ({ labels, value: peer.weight })), 'max')
   computed(registry, 'switchyard_upstream_fails_total', 'Failed attempts per upstream server (what max_fails counts).', 'counter', () =>
     [...peers()].map(({ peer, labels }) => ({ labels, value: peer.stats.fails })))
   computed(registry, 'switchyard_upstream_unavailable_total', 'Times an upstream server was taken out by max_fails.', 'counter', () =>
@@ -104,8 +107,15 @@ export function createMetrics(source: MetricsSource): Metrics {
   computed(registry, 'switchyard_requests_in_flight', 'Proxied requests (and tunnels) in progress.', 'gauge', () => [{ labels: {}, value: source.requestsInFlight() }])
   computed(registry, 'switchyard_client_connections', 'Open client connections on the traffic listeners.', 'gauge', () => [{ labels: {}, value: source.clientConnections() }])
 
+  if (!options.reloads) return { registry, reload: () => undefined }
+  const reload = reloadCounter(registry)
+  return { registry, reload }
+}
+
+/** `switchyard_config_reloads_total{outcome}` in `registry`; returns the counting function. */
+export function reloadCounter(registry: Registry): (outcome: 'ok' | 'error') => void {
   const reloads = new Counter({ name: 'switchyard_config_reloads_total', help: 'Config reloads by outcome.', labelNames: ['outcome'], registers: [registry] })
   reloads.inc({ outcome: 'ok' }, 0)
   reloads.inc({ outcome: 'error' }, 0)
-  return { registry, reload: (outcome) => reloads.inc({ outcome }) }
+  return (outcome) => reloads.inc({ outcome })
 }

@@ -1,13 +1,12 @@
 // The admin listener: `/metrics` (Prometheus), `/api/…` (JSON, NGINX Plus's shape) and
 // runtime changes by PATCH. Never on a traffic port; loopback unless told otherwise;
-// requests that change state need the bearer token when one is configured.
+// requests that change state need the bearer token when one is configured. It reads
+// everything through an AdminBackend: the process itself, or (with workers) the primary
+// asking every worker.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { timingSafeEqual } from 'node:crypto'
 import type { Logger } from '../log.js'
-import type { Peer } from '../upstream/peer.js'
-import type { Upstream } from '../upstream/upstream.js'
-import { applyChange, describeChange, PeerChange, peerView, upstreamView } from './api.js'
-import type { Metrics } from './metrics.js'
+import { describeChange, PeerChange, type PeerView, type UpstreamView } from './api.js'
 
 export interface AdminOptions {
   readonly host: string
@@ -16,14 +15,15 @@ export interface AdminOptions {
   readonly token?: string
 }
 
-/** What the admin listener reads and changes. */
-export interface AdminSource {
-  upstreams(): ReadonlyMap<string, Upstream>
-  now(): number
-  readonly metrics: Metrics
+/** Where the admin listener gets its answers. */
+export interface AdminBackend {
+  /** Every explicit upstream by name. */
+  upstreams(): Promise<Record<string, UpstreamView>>
+  /** Apply a change to peer `id` of upstream `name`; null when there is no such peer. */
+  patch(name: string, id: number, change: PeerChange): Promise<PeerView | null>
+  /** Prometheus text. */
+  metrics(): Promise<{ contentType: string; text: string }>
   readonly log: Logger
-  /** Remember a peer's API-set state so it survives a reload of an unchanged upstream. */
-  remember(upstream: Upstream, peer: Peer): void
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {
@@ -54,10 +54,10 @@ function authorized(req: IncomingMessage, token: string | undefined): boolean {
   return given.length === wanted.length && timingSafeEqual(given, wanted)
 }
 
-export async function startAdmin(source: AdminSource, options: AdminOptions): Promise<Server> {
+export async function startAdmin(backend: AdminBackend, options: AdminOptions): Promise<Server> {
   const server = createServer((req, res) => {
-    handle(source, options, req, res).catch((err: Error) => {
-      source.log.error(`admin: ${err.message}`)
+    handle(backend, options, req, res).catch((err: Error) => {
+      backend.log.error(`admin: ${err.message}`)
       if (!res.headersSent) problem(res, 500, 'Internal', err.message)
       else res.destroy()
     })
@@ -69,42 +69,34 @@ export async function startAdmin(source: AdminSource, options: AdminOptions): Pr
   return server
 }
 
-async function handle(source: AdminSource, options: AdminOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function handle(backend: AdminBackend, options: AdminOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://admin')
   const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent)
   const method = req.method ?? 'GET'
 
   if (parts.length === 1 && parts[0] === 'metrics') {
     if (method !== 'GET' && method !== 'HEAD') return problem(res, 405, 'MethodNotAllowed', 'use GET')
-    const text = await source.metrics.registry.metrics()
-    res.writeHead(200, { 'content-type': source.metrics.registry.contentType, 'cache-control': 'no-store' })
+    const { contentType, text } = await backend.metrics()
+    res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-store' })
     res.end(method === 'HEAD' ? undefined : text)
     return
   }
-  if (parts[0] !== 'api' || parts[1] !== 'upstreams') return problem(res, 404, 'NotFound', `no such endpoint: ${url.pathname}`)
+  if (parts[0] !== 'api' || parts[1] !== 'upstreams' || parts.length > 5) return problem(res, 404, 'NotFound', `no such endpoint: ${url.pathname}`)
+  const writing = parts.length === 5 && method === 'PATCH'
+  if (method !== 'GET' && !writing) return problem(res, 405, 'MethodNotAllowed', parts.length === 5 ? 'use GET or PATCH' : 'use GET')
 
-  const now = source.now()
-  const upstreams = source.upstreams()
-  if (parts.length === 2) {
-    if (method !== 'GET') return problem(res, 405, 'MethodNotAllowed', 'use GET')
-    return json(res, 200, Object.fromEntries([...upstreams].filter(([, u]) => !u.config.implicit).map(([name, u]) => [name, upstreamView(u, now)])))
-  }
-  const upstream = upstreams.get(parts[2]!)
-  if (upstream === undefined || upstream.config.implicit) return problem(res, 404, 'UpstreamNotFound', `upstream "${parts[2]}" not found`)
-  if (parts.length === 3) {
-    if (method !== 'GET') return problem(res, 405, 'MethodNotAllowed', 'use GET')
-    return json(res, 200, upstreamView(upstream, now))
-  }
+  const upstreams = await backend.upstreams()
+  if (parts.length === 2) return json(res, 200, upstreams)
+  const upstream = Object.hasOwn(upstreams, parts[2]!) ? upstreams[parts[2]!] : undefined
+  if (upstream === undefined) return problem(res, 404, 'UpstreamNotFound', `upstream "${parts[2]}" not found`)
+  if (parts.length === 3) return json(res, 200, upstream)
   if (parts[3] !== 'servers') return problem(res, 404, 'NotFound', `no such endpoint: ${url.pathname}`)
-  if (parts.length === 4) {
-    if (method !== 'GET') return problem(res, 405, 'MethodNotAllowed', 'use GET')
-    return json(res, 200, upstream.peers.map((p) => peerView(p, now)))
-  }
+  if (parts.length === 4) return json(res, 200, upstream.peers)
   const id = Number(parts[4])
-  const peer = Number.isInteger(id) ? upstream.peers[id] : undefined
-  if (peer === undefined || parts.length > 5) return problem(res, 404, 'ServerNotFound', `server "${parts[4]}" not found in upstream "${upstream.name}"`)
-  if (method === 'GET') return json(res, 200, peerView(peer, now))
-  if (method !== 'PATCH') return problem(res, 405, 'MethodNotAllowed', 'use GET or PATCH')
+  const peer = Number.isInteger(id) ? upstream.peers.find((p) => p.id === id) : undefined
+  if (peer === undefined) return problem(res, 404, 'ServerNotFound', `server "${parts[4]}" not found in upstream "${upstream.name}"`)
+  if (!writing) return json(res, 200, peer)
+
   if (!authorized(req, options.token)) {
     res.setHeader('www-authenticate', 'Bearer')
     return problem(res, 401, 'Unauthorized', 'this admin listener needs "Authorization: Bearer TOKEN" for changes')
@@ -117,8 +109,8 @@ async function handle(source: AdminSource, options: AdminOptions, req: IncomingM
   }
   const parsed = PeerChange.safeParse(body)
   if (!parsed.success) return problem(res, 400, 'BadChange', parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '))
-  applyChange(peer, parsed.data)
-  source.remember(upstream, peer)
-  source.log.notice(`api: upstream "${upstream.name}" server ${peer.name} (id ${peer.id}): ${describeChange(parsed.data)}`)
-  return json(res, 200, peerView(peer, source.now()))
+  const changed = await backend.patch(upstream.name, id, parsed.data)
+  if (changed === null) return problem(res, 404, 'ServerNotFound', `server "${id}" not found in upstream "${upstream.name}"`)
+  backend.log.notice(`api: upstream "${upstream.name}" server ${changed.server} (id ${id}): ${describeChange(parsed.data)}`)
+  return json(res, 200, changed)
 }

@@ -3,8 +3,10 @@
 import { readFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { loadConfig } from '../config/load.js'
-import { createLogger } from '../log.js'
+import type { Config } from '../config/model.js'
+import { createLogger, type Logger } from '../log.js'
 import { tuneHeapForProxy } from '../runtime/heap.js'
+import { Primary, workerCount } from '../runtime/primary.js'
 import { startSwitchyard } from '../runtime/switchyard.js'
 
 export const DEFAULT_CONFIG = '/etc/switchyard/switchyard.conf'
@@ -155,10 +157,21 @@ async function sendSignal(file: string, name: string): Promise<number> {
   }
 }
 
-/** Serve in the foreground until a signal says otherwise. */
+/** Serve in the foreground until a signal says otherwise: in this process when
+ *  worker_processes is 1 (nginx's default), else as the primary of that many workers. */
 async function run(file: string, admin: Flags['admin']): Promise<number> {
-  tuneHeapForProxy()
   const log = createLogger()
+  let config
+  try {
+    config = await loadConfig(file)
+  } catch (err) {
+    log.log('emerg', (err as Error).message)
+    return 1
+  }
+  log.configure(config.main.errorLog.path, config.main.errorLog.level)
+  if (workerCount(config) > 1) return runPrimary(file, config, admin, log)
+
+  tuneHeapForProxy()
   let sy
   try {
     sy = await startSwitchyard({ configFile: file, logger: log, ...(admin ? { admin } : {}) })
@@ -166,37 +179,59 @@ async function run(file: string, admin: Flags['admin']): Promise<number> {
     log.log('emerg', (err as Error).message)
     return 1
   }
-  const { errorLog, workerProcesses } = sy.config.main
-  log.configure(errorLog.path, errorLog.level)
-  if (workerProcesses !== 1) {
-    log.notice(`worker_processes ${workerProcesses}: this version serves from one process`)
-  }
   const instance = sy
+  return untilSignalled(log, {
+    reload: () => void instance.reload(),
+    quit: () => instance.quit(),
+    stop: () => instance.stop(),
+    reopen: () => {
+      const current = instance.config.main.errorLog
+      log.configure(current.path, current.level)
+      void instance.reopenLogs()
+    },
+  })
+}
+
+async function runPrimary(file: string, config: Config, admin: Flags['admin'], log: Logger): Promise<number> {
+  const primary = new Primary(file, config, log)
+  try {
+    await primary.start(admin)
+  } catch (err) {
+    log.log('emerg', (err as Error).message)
+    await primary.stop()
+    return 1
+  }
+  return untilSignalled(log, {
+    reload: () => void primary.reload(),
+    quit: () => primary.quit(),
+    stop: () => primary.stop(),
+    reopen: () => primary.reopenLogs(),
+  })
+}
+
+/** nginx's signals: HUP reload, QUIT graceful, TERM/INT fast, USR1 reopen logs. */
+function untilSignalled(log: Logger, on: { reload(): void; quit(): Promise<void>; stop(): Promise<void>; reopen(): void }): Promise<number> {
   return new Promise<number>((resolveExit) => {
-    let ending = false
+    let ending: 'quit' | 'stop' | null = null
     const end = (how: 'quit' | 'stop'): void => {
-      if (ending) {
-        if (how === 'stop') void instance.stop().then(() => resolveExit(0))
-        return
-      }
-      ending = true
-      void (how === 'quit' ? instance.quit() : instance.stop()).then(async () => {
+      // A second signal while quitting turns a graceful shutdown into a fast one.
+      if (ending === 'stop' || (ending === 'quit' && how === 'quit')) return
+      ending = how
+      void (how === 'quit' ? on.quit() : on.stop()).then(async () => {
         await log.close()
         resolveExit(0)
       })
     }
     process.on('SIGHUP', () => {
       log.notice('signal SIGHUP received, reconfiguring')
-      void instance.reload()
+      on.reload()
     })
     process.on('SIGQUIT', () => end('quit'))
     process.on('SIGTERM', () => end('stop'))
     process.on('SIGINT', () => end('stop'))
     process.on('SIGUSR1', () => {
-      const current = instance.config.main.errorLog
-      log.configure(current.path, current.level)
-      void instance.reopenLogs()
       log.notice('signal SIGUSR1 received, reopening logs')
+      on.reopen()
     })
   })
 }

@@ -5,6 +5,7 @@ import { promises as dns } from 'node:dns'
 import { isIP, isIPv6 } from 'node:net'
 import { hostname as osHostname } from 'node:os'
 import { dirname, resolve as resolvePath } from 'node:path'
+import { MAX_ROUTE_LENGTH } from '../balancer/policies/sticky.js'
 import { DEFAULT_POLICY, policyDefinition, type PolicyDefinition, type ServerParam } from '../balancer/registry.js'
 import { resolveDirective } from './directives.js'
 import { ConfigError } from './errors.js'
@@ -59,7 +60,7 @@ export const DEFAULT_SETTINGS: LocationSettings = {
   accessLog: null,
 }
 
-const DEFAULT_SERVER_PARAMS = { weight: 1, maxFails: 1, failTimeout: 10_000, maxConns: 0, backup: false, down: false }
+const DEFAULT_SERVER_PARAMS = { weight: 1, maxFails: 1, failTimeout: 10_000, maxConns: 0, slowStart: 0, route: '', backup: false, down: false }
 const DEFAULT_KEEPALIVE_TIMEOUT = 60_000
 const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'notice', 'warn', 'error', 'crit', 'alert', 'emerg']
 const DEBUG_LEVELS = new Set(['debug_core', 'debug_alloc', 'debug_mutex', 'debug_event', 'debug_http', 'debug_mail', 'debug_stream'])
@@ -285,6 +286,7 @@ class Builder {
   private async upstream(stmt: Statement): Promise<UpstreamConfig> {
     const seen = new Set<string>()
     let balancer: BalancerConfig | null = null
+    let wrapper: BalancerConfig | null = null
     const servers: UpstreamServer[] = []
     const used: Array<{ stmt: Statement; param: ServerParam; text: string }> = []
     let keepalive: number | null = null
@@ -293,7 +295,14 @@ class Builder {
     for (const child of stmt.block!) {
       const resolved = resolveDirective(child, 'upstream')
       if (resolved.kind === 'balancing') {
-        if (balancer !== null) fail('load balancing method redefined', child)
+        // `sticky` wraps the method written before it; nginx forgets it (with a warning)
+        // when another method follows, which switchyard refuses like any redefinition.
+        if (resolved.policy.wraps) {
+          if (wrapper !== null) fail(`"${child.name}" directive is duplicate`, child)
+          wrapper = { method: resolved.policy.directive, options: parsePolicy(resolved.policy, child), source: child.source }
+          continue
+        }
+        if (balancer !== null || wrapper !== null) fail('load balancing method redefined', child)
         balancer = { method: resolved.policy.directive, options: parsePolicy(resolved.policy, child), source: child.source }
         continue
       }
@@ -327,15 +336,17 @@ class Builder {
     }
 
     if (servers.length === 0) fail('no servers are inside upstream', stmt.blockEnd ?? stmt.source)
+    // The method that balances decides the parameters, also under `sticky`.
     const policy = policyDefinition(balancer?.method ?? DEFAULT_POLICY)!
     for (const { stmt: server, param, text } of used) {
       if (!policy.serverParams.has(param)) fail(`balancing method does not support parameter "${text}"`, server)
     }
+    const method = balancer ?? defaultBalancer()
     return {
       name: stmt.args[0]!,
       source: stmt.source,
       implicit: false,
-      balancer: balancer ?? defaultBalancer(),
+      balancer: wrapper === null ? method : { ...wrapper, inner: method },
       servers,
       keepalive,
       keepaliveTimeout,
@@ -587,13 +598,13 @@ function parsePolicy(policy: PolicyDefinition, stmt: Statement): unknown {
   }
 }
 
-type ServerSettings = Pick<UpstreamServer, 'weight' | 'maxFails' | 'failTimeout' | 'maxConns' | 'backup' | 'down'>
+type ServerSettings = Pick<UpstreamServer, 'weight' | 'maxFails' | 'failTimeout' | 'maxConns' | 'slowStart' | 'route' | 'backup' | 'down'>
 
 /** Parameters nginx knows on an upstream `server` that switchyard does not do yet. */
-const SERVER_PARAMS_NOT_YET = /^(route=|service=|slow_start=|resolve$|drain$)/
+const SERVER_PARAMS_NOT_YET = /^(service=|resolve$|drain$)/
 
-/** `server ADDR [weight=N] [max_fails=N] [fail_timeout=TIME] [max_conns=N] [backup] [down]`,
- *  with nginx's `invalid parameter "weight=0"` for a bad one. Also returns which
+/** `server ADDR [weight=N] [max_fails=N] [fail_timeout=TIME] [max_conns=N] [slow_start=TIME]
+ *  [route=ID] [backup] [down]`, with nginx's `invalid parameter "weight=0"` for a bad one. Also returns which
  *  parameters were written, for the balancing method to vet after the block. */
 function serverParams(stmt: Statement): {
   params: ServerSettings
@@ -627,6 +638,17 @@ function serverParams(stmt: Statement): {
       if (ms === null) invalid(text)
       params.failTimeout = ms!
       param = 'fail_timeout'
+    } else if (eq !== -1 && key === 'slow_start') {
+      const ms = parseTime(value)
+      if (ms === null) invalid(text)
+      params.slowStart = ms!
+      param = 'slow_start'
+    } else if (eq !== -1 && key === 'route') {
+      // nginx takes route= with any method (sticky reads it) and checks it at once.
+      if (value === '') fail('route is empty', stmt)
+      if (value.length > MAX_ROUTE_LENGTH) fail(`route is longer than ${MAX_ROUTE_LENGTH}`, stmt)
+      params.route = value
+      continue
     } else if (text === 'backup') {
       params.backup = true
       param = 'backup'

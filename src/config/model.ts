@@ -55,6 +55,9 @@ export interface BalancerConfig {
   readonly method: string
   readonly options: unknown
   readonly source: SourceRef | null
+  /** For a method that wraps another (`sticky`): the balancing method written before it in
+   *  the upstream, or round robin. Absent for every other method. */
+  readonly inner?: BalancerConfig
 }
 
 export interface UpstreamConfig {
@@ -87,6 +90,12 @@ export interface UpstreamServer {
   readonly failTimeout: Millis
   /** `max_conns=N`, default 0 (unlimited). */
   readonly maxConns: number
+  /** `slow_start=TIME` (NGINX Plus), default 0 (off): after the server comes back from
+   *  `max_fails`, its weight climbs linearly from near zero over this time. */
+  readonly slowStart: Millis
+  /** `route=ID`, default '' (nginx's `sid`): what `sticky` names this server by instead
+   *  of the MD5 of its address. */
+  readonly route: string
   readonly backup: boolean
   readonly down: boolean
   readonly source: SourceRef

@@ -5,6 +5,7 @@
 // proxy_next_upstream_tries/_timeout, and never for a POST/PATCH/LOCK that reached a
 // peer unless `non_idempotent` is listed.
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Outcome } from '../balancer/policy.js'
 import type { Logger } from '../log.js'
 import type { Peer } from '../upstream/peer.js'
 import { Selection, type Environment } from '../upstream/upstream.js'
@@ -99,7 +100,7 @@ export class Exchange {
       return this.giveUp()
     }
     const body = this.body === null ? null : this.body.reader()
-    const attempt = new Attempt(this, peer, body)
+    const attempt = new Attempt(this, peer, body, this.selection.now)
     this.attempt = attempt
     const read = this.target.settings.proxyReadTimeout
     this.target.pools[peer.id]!.dispatch({
@@ -133,6 +134,11 @@ export class Exchange {
     attempt.responded = true
     attempt.resume = resume
     const headers = responseHeaders(raw)
+    // nginx's NOTIFY_HEADER: least_time learns the header time, sticky adds its cookie.
+    this.selection.tick()
+    attempt.headerTime = this.selection.now - attempt.dispatchedAt
+    const added = this.target.upstream.responded(attempt.peer, attempt.headerTime, this.selection)
+    if (added !== undefined) headers.unshift(...added)
     headers.push('server', 'switchyard')
     if (this.ctx.closing) this.res.shouldKeepAlive = false
     this.res.writeHead(status, headers)
@@ -215,7 +221,10 @@ export class Exchange {
   private release(attempt: Attempt, failed: boolean, reason = ''): void {
     if (attempt.released) return
     attempt.released = true
-    this.target.upstream.release(attempt.peer, failed, this.ctx.env.now(), reason)
+    attempt.failed = failed
+    const now = this.ctx.env.now()
+    attempt.responseTime = now - attempt.dispatchedAt
+    this.target.upstream.release(attempt.peer, failed, now, reason, attempt)
   }
 
   /** End the exchange with switchyard's own error page. */
@@ -272,8 +281,9 @@ export class Exchange {
   }
 }
 
-/** One try on one peer: undici's dispatch handler, forwarding every event to the exchange. */
-export class Attempt {
+/** One try on one peer: undici's dispatch handler, forwarding every event to the exchange.
+ *  Its timings are the Outcome the policy hears about when it ends. */
+export class Attempt implements Outcome {
   readonly exchange: Exchange
   readonly peer: Peer
   readonly body: AttemptBody | null
@@ -285,13 +295,20 @@ export class Attempt {
   resume: (() => void) | null = null
   /** performance.now() when the attempt was dispatched. */
   readonly startedAt = performance.now()
+  /** The injected clock when the attempt was dispatched (nginx's `u->start_time`). */
+  readonly dispatchedAt: number
+  /** ms to the response header, once the response is committed to this attempt. */
+  headerTime: number | undefined = undefined
+  /** ms to the end of the attempt, set when it is released. */
+  responseTime: number | undefined = undefined
   private abortFn: ((reason?: Error) => void) | null = null
   private pendingAbort: Error | null = null
 
-  constructor(exchange: Exchange, peer: Peer, body: AttemptBody | null) {
+  constructor(exchange: Exchange, peer: Peer, body: AttemptBody | null, dispatchedAt: number) {
     this.exchange = exchange
     this.peer = peer
     this.body = body
+    this.dispatchedAt = dispatchedAt
   }
 
   abort(reason: Error): void {

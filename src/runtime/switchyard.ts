@@ -2,21 +2,21 @@
 // generation, reload (validate, swap, let the old generation finish), graceful quit and
 // fast stop. Signals are wired by the CLI, so tests and the demo can embed this.
 import { createServer, ServerResponse, type IncomingMessage, type Server } from 'node:http'
-import type { Socket } from 'node:net'
+import { Server as NetServer, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { writeFile, rm } from 'node:fs/promises'
 import type { Config } from '../config/model.js'
 import { loadConfig } from '../config/load.js'
 import { createLogger, type Logger } from '../log.js'
-import { apiState, applyChange, type PeerChange } from '../admin/api.js'
+import { apiState, applyChange, peerView, sameServers, upstreamView, type PeerChange, type PeerView, type UpstreamView } from '../admin/api.js'
 import { createMetrics, type Metrics } from '../admin/metrics.js'
-import { startAdmin, type AdminOptions } from '../admin/server.js'
+import { startAdmin, type AdminBackend, type AdminOptions } from '../admin/server.js'
 import { AccessLogs, combinedLine } from '../proxy/access-log.js'
 import { sendErrorPage } from '../proxy/error-page.js'
 import { Exchange, type ProxyContext } from '../proxy/exchange.js'
 import { RequestVars } from '../proxy/request-vars.js'
 import { Tunnel } from '../proxy/upgrade.js'
-import { systemEnvironment, type Environment, type Upstream } from '../upstream/upstream.js'
+import { systemEnvironment, type Environment } from '../upstream/upstream.js'
 import { Generation, listenKey } from './generation.js'
 
 export interface SwitchyardOptions {
@@ -28,6 +28,9 @@ export interface SwitchyardOptions {
   readonly env?: Environment
   /** Start the admin listener (metrics, JSON API) here. */
   readonly admin?: AdminOptions
+  /** `single` (default): this process is all of switchyard (writes the pid file, counts
+   *  reloads). `worker`: one of several workers under a primary, which does those. */
+  readonly role?: 'single' | 'worker'
 }
 
 export interface Switchyard {
@@ -44,6 +47,16 @@ export interface Switchyard {
   reopenLogs(): Promise<void>
   /** The admin listener's address, when one was asked for. */
   adminAddress(): { host: string; port: number } | null
+  /** The metrics registry (a worker hands it to the primary's aggregation). */
+  readonly metrics: Metrics
+  /** Views of every explicit upstream, for the API. */
+  upstreamViews(): Record<string, UpstreamView>
+  /** Apply an API change to peer `id` of upstream `name`; null when there is none. */
+  patchPeer(name: string, id: number, change: PeerChange): PeerView | null
+  /** Changes made through the API, to hand to a process that replaces this one. */
+  apiChanges(): Array<[string, PeerChange]>
+  /** Adopt changes made through the API before this process started. */
+  adoptChanges(changes: ReadonlyArray<[string, PeerChange]>): void
 }
 
 /** Load the config, bind every listener and start serving. Throws on a bad config or a
@@ -53,11 +66,12 @@ export async function startSwitchyard(options: SwitchyardOptions): Promise<Switc
   const log = options.logger ?? createLogger()
   const config = await loadConfig(options.configFile)
   if (ownLogger) log.configure(config.main.errorLog.path, config.main.errorLog.level)
-  const runtime = new Runtime(options.configFile, log, options.env ?? systemEnvironment, watchPeers(new Generation(config), log), ownLogger)
+  const role = options.role ?? 'single'
+  const runtime = new Runtime(options.configFile, log, options.env ?? systemEnvironment, watchPeers(new Generation(config), log), ownLogger, role)
   await runtime.bindListeners(runtime.generation)
   if (options.admin !== undefined) await runtime.startAdmin(options.admin)
-  await runtime.writePid()
-  log.notice(`switchyard started, listening on ${runtime.addresses().map((a) => listenKey(a.host, a.port)).join(', ')}`)
+  if (role === 'single') await runtime.writePid()
+  log.notice(`switchyard ${role === 'worker' ? 'worker ' : ''}started, listening on ${runtime.addresses().map((a) => listenKey(a.host, a.port)).join(', ')}`)
   return runtime
 }
 
@@ -78,7 +92,8 @@ class Runtime implements Switchyard {
   private readonly accessLogs = new AccessLogs()
   private readonly contexts = new WeakMap<Generation, ProxyContext>()
   private inFlight = 0
-  private connections = 0
+  /** Open client connections on the traffic listeners. */
+  private readonly sockets = new Set<Socket>()
   private closing = false
   readonly metrics: Metrics
   private admin: Server | null = null
@@ -87,7 +102,10 @@ class Runtime implements Switchyard {
   private drained: (() => void) | null = null
   private reloading: Promise<{ ok: true } | { ok: false; error: string }> | null = null
 
-  constructor(file: string, log: Logger, env: Environment, generation: Generation, ownLogger: boolean) {
+  private readonly role: 'single' | 'worker'
+
+  constructor(file: string, log: Logger, env: Environment, generation: Generation, ownLogger: boolean, role: 'single' | 'worker') {
+    this.role = role
     this.file = file
     this.log = log
     this.env = env
@@ -96,23 +114,56 @@ class Runtime implements Switchyard {
     this.metrics = createMetrics({
       upstreams: () => this.generation.upstreams.values(),
       requestsInFlight: () => this.inFlight,
-      clientConnections: () => this.connections,
+      clientConnections: () => this.sockets.size,
       now: env.now,
-    })
+    }, { reloads: role === 'single' })
   }
 
   // ── admin ─────────────────────────────────────────────────────────────────────
 
   async startAdmin(options: AdminOptions): Promise<void> {
-    this.admin = await startAdmin({
-      upstreams: () => this.generation.upstreams,
-      now: this.env.now,
-      metrics: this.metrics,
-      log: this.log,
-      remember: (upstream, peer) => this.changes.set(`${upstream.name}\0${peer.name}`, apiState(peer)),
-    }, options)
+    this.admin = await startAdmin(this.adminBackend(), options)
     const a = this.adminAddress()!
     this.log.notice(`admin listener on http://${listenKey(a.host, a.port)}/ (metrics at /metrics, API at /api/upstreams)`)
+  }
+
+  /** Views of every explicit upstream, for the API. */
+  upstreamViews(): Record<string, UpstreamView> {
+    const now = this.env.now()
+    return Object.fromEntries([...this.generation.upstreams].filter(([, u]) => !u.config.implicit).map(([name, u]) => [name, upstreamView(u, now)]))
+  }
+
+  /** Apply an API change to a live peer and remember it across reloads. */
+  patchPeer(name: string, id: number, change: PeerChange): PeerView | null {
+    const upstream = this.generation.upstreams.get(name)
+    const peer = upstream?.config.implicit === false ? upstream.peers[id] : undefined
+    if (upstream === undefined || peer === undefined) return null
+    applyChange(peer, change)
+    this.changes.set(`${upstream.name}\0${peer.name}`, apiState(peer))
+    return peerView(peer, this.env.now())
+  }
+
+  /** Changes made through the API (by `upstream\0server`), to hand to a new process. */
+  apiChanges(): Array<[string, PeerChange]> {
+    return [...this.changes]
+  }
+
+  /** Adopt changes made through the API before this process started (a new worker). */
+  adoptChanges(changes: ReadonlyArray<[string, PeerChange]>): void {
+    for (const [key, change] of changes) {
+      this.changes.set(key, change)
+      const [name, server] = key.split('\0') as [string, string]
+      for (const peer of this.generation.upstreams.get(name)?.peers ?? []) if (peer.name === server) applyChange(peer, change)
+    }
+  }
+
+  private adminBackend(): AdminBackend {
+    return {
+      upstreams: async () => this.upstreamViews(),
+      patch: async (name, id, change) => this.patchPeer(name, id, change),
+      metrics: async () => ({ contentType: this.metrics.registry.contentType, text: await this.metrics.registry.metrics() }),
+      log: this.log,
+    }
   }
 
   adminAddress(): { host: string; port: number } | null {
@@ -127,7 +178,7 @@ class Runtime implements Switchyard {
       const [name, peerKey] = key.split('\0') as [string, string]
       const before = old.upstreams.get(name)
       const after = next.upstreams.get(name)
-      if (before === undefined || after === undefined || signature(before) !== signature(after)) {
+      if (before === undefined || after === undefined || !sameServers(before.config, after.config)) {
         this.changes.delete(key)
         continue
       }
@@ -167,6 +218,7 @@ class Runtime implements Switchyard {
   }
 
   private handleRequest(listener: Listener, req: IncomingMessage, res: ServerResponse): void {
+    countRequest(req.socket)
     const gen = this.generation
     const vars = new RequestVars(req, { scheme: 'http', port: listener.port })
     const found = gen.route(listener.key, vars)
@@ -214,11 +266,29 @@ class Runtime implements Switchyard {
 
   private requestDone(): void {
     this.inFlight--
-    if (this.closing) {
-      // Kept-alive client connections that just went idle would hold the quit open.
-      for (const l of this.listeners.values()) l.server.closeIdleConnections()
-      if (this.inFlight === 0) this.drained?.()
+    if (this.closing && this.inFlight === 0) this.drained?.()
+  }
+
+  /** Let every client connection end without losing a request. While quitting, each
+   *  response says `Connection: close`, so a client that keeps sending is told to go;
+   *  a connection is closed by us only once it has sat idle for a whole tick with no new
+   *  request, because closing an idle connection races with a client that is sending on
+   *  it at that moment (how nginx loses requests at a reload). */
+  private async drainConnections(): Promise<void> {
+    const tick = 1000
+    const deadline = Date.now() + 75_000
+    let previous = new Map<Socket, number>()
+    while (this.sockets.size > 0 && Date.now() < deadline) {
+      const now = new Map<Socket, number>()
+      for (const socket of this.sockets) {
+        const seen = requestsOn(socket)
+        if (previous.get(socket) === seen && isIdle(socket)) socket.destroy()
+        else now.set(socket, seen)
+      }
+      previous = now
+      if (this.sockets.size > 0) await new Promise((r) => setTimeout(r, tick))
     }
+    for (const socket of this.sockets) socket.destroy()
   }
 
   // ── listeners ─────────────────────────────────────────────────────────────────
@@ -249,8 +319,8 @@ class Runtime implements Switchyard {
     server.requestTimeout = 0
     const listener: Listener = { key, server, port }
     server.on('connection', (socket: Socket) => {
-      this.connections++
-      socket.once('close', () => this.connections--)
+      this.sockets.add(socket)
+      socket.once('close', () => this.sockets.delete(socket))
     })
     server.on('request', (req, res) => this.handleRequest(listener, req, res))
     server.on('upgrade', (req, socket, head) => this.handleUpgrade(listener, req, socket, head))
@@ -319,10 +389,9 @@ class Runtime implements Switchyard {
     this.closing = true
     this.log.notice('gracefully shutting down')
     for (const t of this.tunnels) t.destroy()
-    const closed = [...this.listeners.values()].map((l) => closeServer(l.server))
-    for (const l of this.listeners.values()) l.server.closeIdleConnections()
+    const closed = [...this.listeners.values()].map((l) => stopAccepting(l.server))
+    await this.drainConnections()
     if (this.inFlight > 0) await new Promise<void>((resolve) => (this.drained = resolve))
-    for (const l of this.listeners.values()) l.server.closeIdleConnections()
     await Promise.all(closed)
     await this.generation.retire()
     await this.closeAdmin()
@@ -357,18 +426,13 @@ class Runtime implements Switchyard {
 
   async writePid(): Promise<void> {
     const pid = this.generation.config.main.pid
-    if (pid !== null) await writeFile(pid, `${process.pid}\n`)
+    if (pid !== null && this.role === 'single') await writeFile(pid, `${process.pid}\n`)
   }
 
   private async removePid(): Promise<void> {
     const pid = this.generation.config.main.pid
-    if (pid !== null) await rm(pid, { force: true })
+    if (pid !== null && this.role === 'single') await rm(pid, { force: true })
   }
-}
-
-/** What makes two generations' upstreams "the same" for carrying API changes. */
-function signature(u: Upstream): string {
-  return JSON.stringify([u.config.balancer.method, u.config.servers.map((s) => [s.name, s.host, s.port, s.weight, s.backup, s.down, s.maxFails, s.failTimeout, s.maxConns])])
 }
 
 /** Log peer health transitions the way nginx does. */
@@ -379,6 +443,26 @@ function watchPeers(gen: Generation, log: Logger): Generation {
     })
   }
   return gen
+}
+
+const kRequests = Symbol('switchyard.requests')
+type CountedSocket = Socket & { [kRequests]?: number; _httpMessage?: unknown }
+
+function countRequest(socket: Socket): void {
+  const s = socket as CountedSocket
+  s[kRequests] = (s[kRequests] ?? 0) + 1
+}
+
+const requestsOn = (socket: Socket): number => (socket as CountedSocket)[kRequests] ?? 0
+
+/** No response in progress on this connection (Node keeps the one being written in
+ *  `_httpMessage`, and clears it when the response is done). */
+const isIdle = (socket: Socket): boolean => (socket as CountedSocket)._httpMessage == null
+
+/** Stop accepting connections without touching the open ones (http.Server#close would
+ *  also drop every idle keep-alive connection at once). */
+function stopAccepting(server: Server): Promise<void> {
+  return new Promise((resolve) => NetServer.prototype.close.call(server, () => resolve()))
 }
 
 function closeServer(server: Server): Promise<void> {

@@ -24,6 +24,14 @@ export class Peer {
   readonly maxConns: number
   /** False for the only server of an upstream: nginx never marks that one failed. */
   readonly countsFailures: boolean
+  /** `slow_start=TIME` in ms, 0 = off (NGINX Plus): after coming back from `max_fails`,
+   *  the weight climbs linearly from near zero to its nominal value over this time. */
+  readonly slowStart: Millis
+  /** A slow start is running (since `rampStartedAt`). */
+  ramping = false
+  rampStartedAt = 0
+  /** The weight a running slow start climbs to. */
+  private rampTarget = 0
 
   /** nginx's `current_weight` (smooth weighted round robin). */
   currentWeight = 0
@@ -54,6 +62,7 @@ export class Peer {
     this.failTimeout = server.failTimeout
     this.maxConns = server.maxConns
     this.countsFailures = countsFailures
+    this.slowStart = server.slowStart
     if (server.down) this.reasons.add('config_down')
   }
 
@@ -106,7 +115,44 @@ export class Peer {
       }
       return false
     }
-    if (this.accessed < this.checked) this.fails = 0
+    if (this.accessed < this.checked) {
+      // Back from max_fails: a peer with slow_start starts again from near zero.
+      if (this.slowStart !== 0 && this.maxFails !== 0 && this.fails >= this.maxFails) this.startRamp(now)
+      this.fails = 0
+    }
     return false
+  }
+
+  /** Set the nominal weight (the runtime API); during a slow start it is the ramp's target. */
+  setWeight(weight: number): void {
+    if (this.ramping) {
+      this.rampTarget = weight
+    } else {
+      this.weight = weight
+      this.effectiveWeight = weight
+    }
+  }
+
+  /** Begin a slow start at `now`. */
+  startRamp(now: number): void {
+    if (!this.ramping) this.rampTarget = this.weight
+    this.ramping = true
+    this.rampStartedAt = now
+    this.rampWeight(now)
+  }
+
+  /** Bring a slow start up to `now`: weight = target × elapsed / slow_start (at least one
+   *  millisecond's worth, so the peer is never at exactly zero), then the target itself.
+   *  The effective weight is kept within it, as round robin assumes. */
+  rampWeight(now: number): void {
+    if (!this.ramping) return
+    const elapsed = now - this.rampStartedAt
+    if (elapsed >= this.slowStart) {
+      this.weight = this.rampTarget
+      this.ramping = false
+      return
+    }
+    this.weight = (this.rampTarget * Math.max(elapsed, 1)) / this.slowStart
+    if (this.effectiveWeight > this.weight) this.effectiveWeight = this.weight
   }
 }

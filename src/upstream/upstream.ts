@@ -3,8 +3,8 @@
 // nginx keeps in its "tried" bitmap.
 import type { UpstreamConfig } from '../config/model.js'
 import type { RequestVariables } from '../config/variables.js'
-import type { PickContext, Policy } from '../balancer/policy.js'
-import { policyDefinition } from '../balancer/registry.js'
+import type { Outcome, PickContext, Policy } from '../balancer/policy.js'
+import { createPolicy } from '../balancer/registry.js'
 import { Peer } from './peer.js'
 import { UpstreamStats } from './stats.js'
 
@@ -31,6 +31,8 @@ export class Upstream {
   readonly maxTries: number
   readonly stats = new UpstreamStats()
   private readonly listeners: PeerListener[] = []
+  /** Some peer has `slow_start`: weights are brought up to date before each pick. */
+  private readonly slowStart: boolean
 
   constructor(config: UpstreamConfig) {
     this.name = config.name
@@ -43,9 +45,8 @@ export class Upstream {
     this.backup = this.peers.filter((p) => p.server.backup)
     // nginx counts the servers not marked `down` in both tiers (ngx_http_upstream_tries).
     this.maxTries = this.peers.filter((p) => !p.server.down).length
-    const definition = policyDefinition(config.balancer.method)
-    if (definition === undefined) throw new Error(`unknown balancing method "${config.balancer.method}"`)
-    this.policy = definition.create(this.peers, config.balancer.options)
+    this.policy = createPolicy(this.peers, config.balancer)
+    this.slowStart = this.peers.some((p) => p.slowStart !== 0)
   }
 
   onPeerEvent(listener: PeerListener): void {
@@ -55,6 +56,7 @@ export class Upstream {
   /** The next peer for a request, or undefined when no peer is eligible ("no live
    *  upstreams"). The chosen peer counts one more request in flight until `release`. */
   select(selection: Selection): Peer | undefined {
+    if (this.slowStart) for (const p of this.peers) p.rampWeight(selection.now)
     let peer = this.policy.pick(this.primary, selection)
     if (peer === undefined && this.backup.length !== 0) peer = this.policy.pick(this.backup, selection)
     if (peer === undefined) return undefined
@@ -64,18 +66,30 @@ export class Upstream {
   }
 
   /** The attempt on `peer` is over. `failed` is nginx's NGX_PEER_FAILED: an error,
-   *  a timeout, an invalid header or a status listed in proxy_next_upstream (never 403/404). */
-  release(peer: Peer, failed: boolean, now: number, reason = ''): void {
+   *  a timeout, an invalid header or a status listed in proxy_next_upstream (never 403/404).
+   *  `outcome` adds the attempt's timings for policies that adapt (the exchange passes its
+   *  Attempt). */
+  release(peer: Peer, failed: boolean, now: number, reason = '', outcome: Outcome = failed ? FAILED : SUCCEEDED): void {
     if (peer.released(now, failed)) {
       for (const listener of this.listeners) listener({ upstream: this, peer, state: 'down', reason })
     }
-    this.policy.report?.(peer, { failed })
+    this.policy.report?.(peer, outcome, now)
+  }
+
+  /** The response from `peer` goes to the client, `headerTime` ms into the attempt: the
+   *  policy may learn from it (least_time) and add response headers (sticky's cookie). */
+  responded(peer: Peer, headerTime: number, selection: Selection): readonly string[] | undefined {
+    return this.policy.responseHeaders?.(peer, headerTime, selection)
   }
 }
+
+const FAILED: Outcome = { failed: true }
+const SUCCEEDED: Outcome = { failed: false }
 
 /** One request's walk over an upstream: the pick context handed to the policy. */
 export class Selection implements PickContext {
   readonly tried: Peer[] = []
+  policyTries = 0
   now: number
   readonly vars: RequestVariables
   private readonly env: Environment

@@ -7,7 +7,7 @@ export type ServerSpec = Partial<UpstreamServer> & { name: string }
 export function server(spec: ServerSpec): UpstreamServer {
   const [host = '127.0.0.1', port = '80'] = spec.name.split(':')
   return {
-    host, port: Number(port), weight: 1, maxFails: 1, failTimeout: 10_000, maxConns: 0,
+    host, port: Number(port), weight: 1, maxFails: 1, failTimeout: 10_000, maxConns: 0, slowStart: 0, route: '',
     backup: false, down: false, source: { file: 'test.conf', line: 1 }, ...spec,
   }
 }

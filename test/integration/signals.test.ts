@@ -81,7 +81,8 @@ test('SIGQUIT finishes the request in flight and exits 0', async () => {
   const port = await freePort()
   const { proc } = await startSwitchyard(conf(port, [slow!.port]))
   const inFlight = send(port)
-  await new Promise((r) => setTimeout(r, 200))
+  // Signal once the request has reached the backend (bounded wait).
+  for (let i = 0; i < 200 && slow!.seen.length === 0; i++) await new Promise((r) => setTimeout(r, 10))
   proc.signal('SIGQUIT')
   await new Promise((r) => setTimeout(r, 100))
   await assert.rejects(send(port), /ECONNREFUSED/, 'no new connections once quitting')

@@ -30,11 +30,20 @@ const pool: ServerSpec[] = [
   { name: '10.0.0.1:80', weight: 3 }, { name: '10.0.0.2:80', weight: 5 }, { name: '10.0.0.3:80', weight: 2 }, { name: '10.0.0.4:80' },
 ]
 
-for (const def of registeredPolicies()) {
-  const options = def.parse([])
+/** Directive arguments each method is checked with; a method not listed runs with none. */
+const sampleArgs: Record<string, string[][]> = {
+  least_time: [['header'], ['last_byte', 'inflight']],
+  random: [[], ['two'], ['two', 'least_time=last_byte']],
+  fair: [[], ['no_rr']],
+  sticky: [['cookie', 'srv']],
+}
+
+for (const def of registeredPolicies()) for (const args of sampleArgs[def.directive] ?? [[]]) {
+  const options = def.parse(args)
+  const directive = [def.directive, ...args].join(' ')
   const make = (servers: ServerSpec[]): Upstream => new Upstream(upstreamConfig(servers.filter((s) => !s.backup || def.serverParams.has('backup')), def.directive, options))
 
-  test(`policy contract (${def.directive}): never an ineligible or tried peer`, () => {
+  test(`policy contract (${directive}): never an ineligible or tried peer`, () => {
     const clock = new ManualClock()
     const env: Environment = { now: clock.now, random: seeded(7) }
     const upstream = make(pool.map((s, i) => (i === 1 ? { ...s, down: true } : s)))
@@ -53,7 +62,7 @@ for (const def of registeredPolicies()) {
     }
   })
 
-  test(`policy contract (${def.directive}): nothing from an empty or all-down pool`, () => {
+  test(`policy contract (${directive}): nothing from an empty or all-down pool`, () => {
     const clock = new ManualClock()
     const env: Environment = { now: clock.now, random: seeded(1) }
     const allDown = make(pool.map((s) => ({ ...s, down: true })))
@@ -62,7 +71,7 @@ for (const def of registeredPolicies()) {
     assert.equal(picked, undefined)
   })
 
-  test(`policy contract (${def.directive}): deterministic for a fixed clock and seed`, () => {
+  test(`policy contract (${directive}): deterministic for a fixed clock and seed`, () => {
     const run = (): string[] => {
       const clock = new ManualClock()
       const env: Environment = { now: clock.now, random: seeded(42) }

@@ -54,8 +54,3 @@ export function leastScorePick(peers: readonly Peer[], ctx: PickContext, scores:
   best.currentWeight -= total
   return best
 }
-
-/** Scratch sized for `peers`, grown when a larger tier shows up (tests pick from ad-hoc lists). */
-export function scratchFor(scores: Float64Array, peers: readonly Peer[]): Float64Array {
-  return peers.length <= scores.length ? scores : new Float64Array(peers.length)
-}
