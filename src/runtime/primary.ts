@@ -15,7 +15,7 @@ import type { Server } from 'node:http'
 import { fileURLToPath } from 'node:url'
 import { AggregatorRegistry, Registry } from 'prom-client'
 import { mergeUpstreamViews, sameServers, type PeerChange, type PeerView, type UpstreamView } from '../admin/api.js'
-import { reloadCounter } from '../admin/metrics.js'
+import { reloadCounter, reloadCounts } from '../admin/metrics.js'
 import { startAdmin, type AdminBackend, type AdminOptions } from '../admin/server.js'
 import type { Config } from '../config/model.js'
 import { loadConfig } from '../config/load.js'
@@ -58,6 +58,11 @@ export class Primary {
     this.file = file
     this.config = config
     this.log = log
+    // Workers accept from the shared listening sockets themselves (SCHED_NONE) instead of
+    // the primary accepting and handing each connection over IPC (SCHED_RR): no IPC per
+    // connection, and a connection being handed to a worker that dies at that moment is
+    // not left hanging in the primary, which Node's round-robin handoff can do.
+    cluster.schedulingPolicy = cluster.SCHED_NONE
     cluster.setupPrimary({ exec: fileURLToPath(new URL('./worker-main.js', import.meta.url)) })
     cluster.on('exit', (worker, code, signal) => this.onExit(worker, code, signal))
   }
@@ -292,6 +297,7 @@ export class Primary {
         const own = await this.registry.metrics()
         return { contentType: this.registry.contentType, text: `${workers}\n${own}` }
       },
+      reloads: () => reloadCounts(this.registry),
     }
   }
 }

@@ -130,6 +130,9 @@ export interface RequestOptions {
   /** Reuse connections (default: a fresh one per request). */
   agent?: import('node:http').Agent | false
   localAddress?: string
+  /** Fail the request if no complete answer came within this many ms (load loops use it
+   *  so that a hung request is counted, never waited on forever). */
+  timeout?: number
 }
 
 /** One HTTP request to 127.0.0.1:port; resolves with what came back. Rejects on a
@@ -147,6 +150,9 @@ export function send(port: number, options: RequestOptions = {}): Promise<Reply>
       res.on('error', reject)
     })
     req.on('error', reject)
+    if (options.timeout !== undefined) {
+      req.setTimeout(options.timeout, () => req.destroy(new Error(`no answer within ${options.timeout} ms`)))
+    }
     const body = options.body
     if (body === undefined || body === null) req.end()
     else if (typeof body === 'string' || Buffer.isBuffer(body)) req.end(body)

@@ -38,7 +38,7 @@ test('SIGHUP under load: zero failed requests; an invalid config keeps the old o
     const agent = keepAlive ? new Agent({ keepAlive: true, maxSockets: 1 }) : false
     for (let i = 0; i < 5000 && !stop && Date.now() < deadline; i++) {
       try {
-        const r = await send(port, { agent })
+        const r = await send(port, { agent, timeout: 10_000 })
         if (r.status !== 200) failures++
       } catch {
         failures++

@@ -80,7 +80,7 @@ test('reload with workers under keep-alive load: zero failed requests', async ()
     const agent = keepAlive ? new Agent({ keepAlive: true, maxSockets: 1 }) : false
     for (let i = 0; i < 20_000 && !stop && Date.now() < deadline; i++) {
       try {
-        const r = await send(port, { agent })
+        const r = await send(port, { agent, timeout: 10_000 })
         if (r.status !== 200) {
           failures++
           errors.push(`status ${r.status}`)
@@ -145,4 +145,48 @@ test('SIGQUIT with workers finishes the request in flight', async () => {
   assert.equal(r.body.toString(), 'finished')
   assert.equal(await proc.exited, 0)
   for (const pid of workerPids(proc.stderr)) assert.throws(() => process.kill(pid, 0), 'worker gone')
+})
+
+// A worker killed under load: only requests that worker held can fail (at most one per
+// client connection), the rest go on, and a replacement starts.
+test('a worker killed under load loses only what it held', async () => {
+  const [a] = await upstreams(1)
+  servers.push(a!)
+  const port = await freePort()
+  const { proc } = await startSwitchyard(conf(2, port, [a!.port]))
+  const clients = 4
+  let failures = 0
+  let done = 0
+  let stop = false
+  const deadline = Date.now() + 20_000
+  const client = async (keepAlive: boolean): Promise<void> => {
+    const agent = keepAlive ? new Agent({ keepAlive: true, maxSockets: 1 }) : false
+    for (let i = 0; i < 20_000 && !stop && Date.now() < deadline; i++) {
+      try {
+        if ((await send(port, { agent, timeout: 10_000 })).status !== 200) failures++
+      } catch {
+        failures++
+      }
+      done++
+    }
+    if (agent) agent.destroy()
+  }
+  const load = Promise.all([client(true), client(true), client(false), client(false)])
+  try {
+    await new Promise((r) => setTimeout(r, 500))
+    const victim = workerPids(proc.stderr)[1]!
+    process.kill(victim, 'SIGKILL')
+    await proc.waitFor(`worker process ${victim} exited`)
+    await new Promise((r) => setTimeout(r, 1000))
+    const before = done
+    await new Promise((r) => setTimeout(r, 500))
+    assert.ok(done > before, 'requests keep flowing after the kill')
+  } finally {
+    stop = true
+    await load
+    await proc.stop()
+  }
+  assert.ok(failures <= clients, `${failures} failed (at most ${clients} were held by the killed worker)`)
+  assert.ok(done > 200, `only ${done} requests ran`)
+  assert.equal(workerPids(proc.stderr).length, 3, 'a replacement started')
 })
