@@ -1,0 +1,55 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import type { IncomingMessage } from 'node:http'
+import { COMBINED, compileLogFormat, escapeDefault, timeIso8601, timeLocal, type LogVariables } from '../../src/proxy/log-format.js'
+import { RequestVars } from '../../src/proxy/request-vars.js'
+
+function vars(extra: Partial<LogVariables> = {}, headers: Record<string, string> = {}): LogVariables {
+  const req = { url: '/a?x=1', method: 'GET', httpVersion: '1.1', headers, socket: { remoteAddress: '::ffff:192.0.2.7', remotePort: 5555, localAddress: '127.0.0.1' } } as unknown as IncomingMessage
+  const base = new RequestVars(req, { scheme: 'http', port: 8080 })
+  return Object.assign(base, {
+    status: 200, bodyBytesSent: 42, requestTime: 0.0123, ended: new Date(2026, 10, 26, 10, 5, 9), tries: [],
+    ...extra,
+  }) as unknown as LogVariables
+}
+
+// The combined format, field for field as nginx writes it ("-" for absent values).
+test('combined format', () => {
+  const line = COMBINED.format(vars({}, { 'user-agent': 'curl/8', referer: 'http://r/' }))
+  assert.equal(line, `192.0.2.7 - - [${timeLocal(new Date(2026, 10, 26, 10, 5, 9))}] "GET /a?x=1 HTTP/1.1" 200 42 "http://r/" "curl/8"\n`)
+  assert.match(COMBINED.format(vars()), /"-" "-"\n$/)
+})
+
+// $upstream_* list every try, "-" when none; times in seconds with milliseconds.
+test('upstream variables list every try', () => {
+  const f = compileLogFormat('up', '$upstream_addr|$upstream_status|$upstream_connect_time|$upstream_response_time|$request_time')
+  const tries = [
+    { addr: '127.0.0.1:4001', status: 502, connectTime: null, headerTime: null, responseTime: 0.001 },
+    { addr: '127.0.0.1:4000', status: 200, connectTime: 0.0004, headerTime: 0.002, responseTime: 0.0031 },
+  ]
+  assert.equal(f.format(vars({ tries })), '127.0.0.1:4001, 127.0.0.1:4000|502, 200|-, 0.000|0.001, 0.003|0.012\n')
+  assert.equal(f.format(vars()), '-|-|-|-|0.012\n')
+})
+
+// escape=default writes \xHH for quotes, backslashes, control and non-ASCII bytes; json as JSON.
+test('escaping modes', () => {
+  assert.equal(escapeDefault('a"b\\c\n'), 'a\\x22b\\x5Cc\\x0A')
+  assert.equal(escapeDefault('é'), '\\xC3\\xA9')
+  const json = compileLogFormat('j', '{"ua":"$http_user_agent"}', 'json')
+  assert.equal(json.format(vars({}, { 'user-agent': 'a"b\\é' })), '{"ua":"a\\"b\\\\é"}\n')
+  const none = compileLogFormat('n', '$http_user_agent', 'none')
+  assert.equal(none.format(vars({}, { 'user-agent': 'a"b' })), 'a"b\n')
+})
+
+// Times: $time_iso8601 and $msec.
+test('time variables', () => {
+  const d = new Date(2026, 10, 26, 10, 5, 9)
+  const f = compileLogFormat('t', '$time_iso8601 $msec')
+  assert.equal(f.format(vars({ ended: d })), `${timeIso8601(d)} ${(d.getTime() / 1000).toFixed(3)}\n`)
+  assert.match(timeIso8601(d), /^2026-11-26T10:05:09[+-]\d\d:\d\d$/)
+})
+
+// Unknown variables are config errors, as in nginx.
+test('unknown variables are refused', () => {
+  assert.throws(() => compileLogFormat('x', '$no_such_thing'), /unknown "no_such_thing" variable/)
+})
