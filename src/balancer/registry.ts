@@ -5,6 +5,8 @@ import type { BalancerConfig } from '../config/model.js'
 import type { Peer } from '../upstream/peer.js'
 import type { Policy } from './policy.js'
 import { fair, parseFair, type FairOptions } from './policies/fair.js'
+import { hash, parseHash, type HashOptions } from './policies/hash.js'
+import { ipHash } from './policies/ip-hash.js'
 import { leastConn } from './policies/least-conn.js'
 import { leastTime, parseLeastTime, type LeastTimeOptions } from './policies/least-time.js'
 import { parseRandom, random, type RandomOptions } from './policies/random.js'
@@ -34,6 +36,7 @@ export interface PolicyDefinition {
 const all: ReadonlySet<ServerParam> = new Set(['weight', 'max_fails', 'fail_timeout', 'max_conns', 'backup', 'down'])
 /** NGINX Plus's `slow_start` goes with every method but hash, ip_hash and random. */
 const allWithSlowStart: ReadonlySet<ServerParam> = new Set([...all, 'slow_start'])
+const hashParams: ReadonlySet<ServerParam> = new Set(['weight', 'max_fails', 'fail_timeout', 'max_conns', 'down'])
 
 export const DEFAULT_POLICY = 'round_robin'
 
@@ -52,6 +55,9 @@ const definitions: PolicyDefinition[] = [
     directive: 'fair', minArgs: 0, maxArgs: Number.POSITIVE_INFINITY, serverParams: new Set(['weight', 'max_fails', 'fail_timeout', 'down']),
     parse: parseFair, create: (peers, options) => fair(peers, options as FairOptions),
   },
+  // nginx's hash methods take neither `backup` nor `slow_start` (ip_hash, hash modules' flags).
+  { directive: 'ip_hash', minArgs: 0, maxArgs: 0, serverParams: hashParams, parse: () => null, create: (peers) => ipHash(peers) },
+  { directive: 'hash', minArgs: 1, maxArgs: 2, serverParams: hashParams, parse: parseHash, create: (peers, options) => hash(peers, options as HashOptions) },
   {
     directive: 'sticky', minArgs: 2, maxArgs: Number.POSITIVE_INFINITY, serverParams: allWithSlowStart, wraps: true, parse: parseSticky,
     create: (peers, options, wrapped) => sticky(peers, options as StickyOptions, wrapped ?? { method: DEFAULT_POLICY, policy: roundRobin() }),

@@ -332,6 +332,10 @@ class Builder {
           keepaliveTimeout = this.time(child)
           break
         }
+        case 'hash_method':
+          once(child, seen)
+          if (child.args[0] !== 'crc32') fail(`invalid value "${child.args[0]}" in "hash_method" directive, it must be "crc32"`, child)
+          break
       }
     }
 

@@ -57,6 +57,9 @@ export const DIRECTIVES: readonly DirectiveSpec[] = [
   spec('server', ['upstream'], [1, many]),
   spec('keepalive', ['upstream'], [1, 1]),
   spec('keepalive_timeout', ['upstream'], [1, 1], { nginxContexts: ['upstream', ...HSL] }),
+  // The tutorial's url_hash snippet: the old third-party module's hash choice. CRC-32 is
+  // the only one (`hash` uses it), so the directive only checks its value.
+  spec('hash_method', ['upstream'], [1, 1]),
   // server
   spec('listen', ['server'], [1, many]),
   spec('server_name', ['server'], [1, many]),
@@ -239,7 +242,7 @@ const UNSUPPORTED = new Set(
   status_zone zone_sync
   # third-party modules seen in the wild (upstream fair, url_hash, upstream check,
   # headers-more, lua, brotli, vts, geoip2, ModSecurity, echo)
-  fair upstream_fair_shm_size hash_method hash_again check check_http_send
+  fair upstream_fair_shm_size hash_again check check_http_send
   check_http_expect_alive check_keepalive_requests check_shm_size check_status session_sticky
   sticky_cookie_insert consistent_hash more_set_headers more_clear_headers
   more_set_input_headers more_clear_input_headers lua_package_path lua_package_cpath

@@ -340,15 +340,14 @@ test('location modifiers', async () => {
   )
 })
 
-// The tutorial's five upstream snippets (section 3): round robin, weight and fair build;
-// ip_hash and hash parse into statements and say "not supported … yet" until their
-// balancer registry rows exist.
+// The tutorial's five upstream snippets (section 3) all build, with their servers and
+// weights as written (ip_hash and url_hash through their balancer registry rows).
 const snippets: Array<{ file: string; directive: string | null; line: number; servers?: Array<[string, number]> }> = [
   { file: 'round-robin.conf', directive: null, line: 4, servers: [['192.168.0.14', 1], ['192.168.0.15', 1]] },
   { file: 'weight.conf', directive: null, line: 4, servers: [['192.168.0.14', 3], ['192.168.0.15', 7]] },
-  { file: 'ip-hash.conf', directive: 'ip_hash', line: 4 },
+  { file: 'ip-hash.conf', directive: null, line: 4, servers: [['192.168.0.14', 1], ['192.168.0.15', 1]] },
   { file: 'fair.conf', directive: null, line: 4, servers: [['10.0.1.1', 1], ['10.0.1.2', 1]] },
-  { file: 'url-hash.conf', directive: 'hash', line: 4 },
+  { file: 'url-hash.conf', directive: null, line: 4, servers: [['10.0.2.1', 1], ['10.0.2.2', 1]] },
 ]
 
 for (const s of snippets) {

@@ -68,8 +68,6 @@ const cases: Case[] = [
   { what: 'map block', text: H('map $a $b {}'), error: '"map" directive is not supported by switchyard yet in {file}:3' },
   { what: 'if block', text: L('if ($request_method = POST) { return 405; }'), error: '"if" directive is not supported by switchyard yet in {file}:6' },
   { what: 'stream block', text: 'events {}\nstream {}', error: '"stream" directive is not supported by switchyard yet in {file}:2' },
-  { what: 'ip_hash before its registry row exists', text: U('server 127.0.0.1;\nip_hash;'), error: '"ip_hash" directive is not supported by switchyard yet in {file}:5' },
-  { what: "url_hash's hash_method", text: U('server 127.0.0.1;\nhash_method crc32;'), error: '"hash_method" directive is not supported by switchyard yet in {file}:5' },
   { what: 'error_log where only nginx allows it', text: H('error_log x.log;'), error: '"error_log" directive is not supported inside "http" by switchyard yet in {file}:3' },
   { what: 'nested location', text: L('location /b {}'), error: '"location" directive is not supported inside "location" by switchyard yet in {file}:6' },
   { what: "the client-side keepalive_timeout (only the upstream one is supported)", text: H('keepalive_timeout 5;'), error: '"keepalive_timeout" directive is not supported inside "http" by switchyard yet in {file}:3' },

@@ -36,6 +36,7 @@ const sampleArgs: Record<string, string[][]> = {
   random: [[], ['two'], ['two', 'least_time=last_byte']],
   fair: [[], ['no_rr']],
   sticky: [['cookie', 'srv']],
+  hash: [['$request_uri'], ['$request_uri', 'consistent'], ['$arg_none']],
 }
 
 for (const def of registeredPolicies()) for (const args of sampleArgs[def.directive] ?? [[]]) {
@@ -48,7 +49,8 @@ for (const def of registeredPolicies()) for (const args of sampleArgs[def.direct
     const env: Environment = { now: clock.now, random: seeded(7) }
     const upstream = make(pool.map((s, i) => (i === 1 ? { ...s, down: true } : s)))
     for (let r = 0; r < 200; r++) {
-      const sel = new Selection(env, vars(`192.0.2.${r % 50}`, `/item/${r}`))
+      // Spread over /24s: ip_hash keys on the first three octets.
+      const sel = new Selection(env, vars(`192.0.${r % 50}.${r % 3}`, `/item/${r}`))
       const seen = new Set<string>()
       for (;;) {
         const peer = upstream.select(sel)
@@ -78,7 +80,7 @@ for (const def of registeredPolicies()) for (const args of sampleArgs[def.direct
       const upstream = make(pool)
       const out: string[] = []
       for (let r = 0; r < 100; r++) {
-        const peer = upstream.select(new Selection(env, vars(`198.51.100.${r % 7}`, `/k/${r % 13}`)))
+        const peer = upstream.select(new Selection(env, vars(`198.51.${r % 7}.100`, `/k/${r % 13}`)))
         out.push(peer?.name ?? '-')
         if (peer) upstream.release(peer, r % 9 === 0, clock.now())
         clock.advance(37)
