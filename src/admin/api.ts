@@ -5,6 +5,7 @@ import { z } from 'zod'
 import type { UpstreamConfig } from '../config/model.js'
 import type { Peer, UnavailableReason } from '../upstream/peer.js'
 import type { Upstream } from '../upstream/upstream.js'
+import { histogramQuantile } from '../upstream/stats.js'
 
 export type PeerState = 'up' | 'down' | 'draining' | 'unavail'
 
@@ -41,7 +42,20 @@ export function peerView(peer: Peer, now: number) {
     response_time: s.latencyCount === 0 ? null : Math.round((s.latencySum / s.latencyCount) * 1000 * 10) / 10,
     /** Samples behind response_time, so workers' views can be merged. */
     response_count: s.latencyCount,
+    ...percentiles(s.latency),
+    /** The response-time histogram: counts per LATENCY_BUCKETS bound, then +Inf (for
+     *  merging workers' views and for percentiles over a window). */
+    response_buckets: [...s.latency],
   }
+}
+
+/** p50/p99 in ms (0.1 ms steps) from a histogram; null without samples. */
+function percentiles(buckets: ArrayLike<number>): { response_time_p50: number | null; response_time_p99: number | null } {
+  const ms = (q: number): number | null => {
+    const s = histogramQuantile(buckets, q)
+    return s === null ? null : Math.round(s * 10_000) / 10
+  }
+  return { response_time_p50: ms(0.5), response_time_p99: ms(0.99) }
 }
 
 /** One view of an upstream from several workers' views: counters add up, a reason held
@@ -61,6 +75,7 @@ export function mergeUpstreamViews(views: readonly UpstreamView[]): UpstreamView
       const count = sum((x) => x.response_count)
       const responses = { '1xx': 0, '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0, total: 0 }
       for (const x of all) for (const k of Object.keys(responses) as Array<keyof typeof responses>) responses[k] += x.responses[k]
+      const buckets = p.response_buckets.map((_, b) => sum((x) => x.response_buckets[b] ?? 0))
       return {
         ...p,
         reasons,
@@ -72,6 +87,8 @@ export function mergeUpstreamViews(views: readonly UpstreamView[]): UpstreamView
         unavail: sum((x) => x.unavail),
         response_count: count,
         response_time: count === 0 ? null : Math.round((sum((x) => (x.response_time ?? 0) * x.response_count) / count) * 10) / 10,
+        ...percentiles(buckets),
+        response_buckets: buckets,
       }
     }),
   }

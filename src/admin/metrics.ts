@@ -112,6 +112,17 @@ export function createMetrics(source: MetricsSource, options: { reloads: boolean
   return { registry, reload }
 }
 
+/** The reload counts `reloadCounter` keeps in `registry` (zeros if it keeps none). */
+export async function reloadCounts(registry: Registry): Promise<{ ok: number; error: number }> {
+  const metric = registry.getSingleMetric('switchyard_config_reloads_total')
+  const counts = { ok: 0, error: 0 }
+  if (metric === undefined) return counts
+  for (const { labels, value } of (await metric.get()).values) {
+    if (labels.outcome === 'ok' || labels.outcome === 'error') counts[labels.outcome] = value
+  }
+  return counts
+}
+
 /** `switchyard_config_reloads_total{outcome}` in `registry`; returns the counting function. */
 export function reloadCounter(registry: Registry): (outcome: 'ok' | 'error') => void {
   const reloads = new Counter({ name: 'switchyard_config_reloads_total', help: 'Config reloads by outcome.', labelNames: ['outcome'], registers: [registry] })

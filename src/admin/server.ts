@@ -1,12 +1,15 @@
-// The admin listener: `/metrics` (Prometheus), `/api/…` (JSON, NGINX Plus's shape) and
-// runtime changes by PATCH. Never on a traffic port; loopback unless told otherwise;
-// requests that change state need the bearer token when one is configured. It reads
-// everything through an AdminBackend: the process itself, or (with workers) the primary
-// asking every worker.
+// The admin listener: `/metrics` (Prometheus), `/api/…` (JSON, NGINX Plus's shape),
+// runtime changes by PATCH, and the dashboard (`/`, its files, and the live stream at
+// `/api/stream`). Never on a traffic port; loopback unless told otherwise; requests that
+// change state need the bearer token when one is configured. It reads everything through
+// an AdminBackend: the process itself, or (with workers) the primary asking every worker.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { timingSafeEqual } from 'node:crypto'
 import type { Logger } from '../log.js'
 import { describeChange, PeerChange, type PeerView, type UpstreamView } from './api.js'
+import type { ReloadCounts } from './live.js'
+import { DashboardFiles } from './static.js'
+import { LiveStream } from './stream.js'
 
 export interface AdminOptions {
   readonly host: string
@@ -23,7 +26,26 @@ export interface AdminBackend {
   patch(name: string, id: number, change: PeerChange): Promise<PeerView | null>
   /** Prometheus text. */
   metrics(): Promise<{ contentType: string; text: string }>
+  /** Config reloads so far, by outcome (the dashboard's timeline shows them). */
+  reloads(): Promise<ReloadCounts>
   readonly log: Logger
+}
+
+/** The admin listener could not bind its address (`code`: EADDRINUSE, EACCES, …). */
+export class AdminListenError extends Error {
+  readonly code: string | undefined
+  constructor(options: AdminOptions, cause: NodeJS.ErrnoException) {
+    super(`bind() to ${options.host}:${options.port} failed (${cause.code ?? cause.message}) for the admin listener`)
+    this.code = cause.code
+  }
+}
+
+/** What one admin listener serves besides the backend's answers. */
+interface Admin {
+  readonly backend: AdminBackend
+  readonly options: AdminOptions
+  readonly stream: LiveStream
+  readonly files: DashboardFiles
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {
@@ -55,24 +77,37 @@ function authorized(req: IncomingMessage, token: string | undefined): boolean {
 }
 
 export async function startAdmin(backend: AdminBackend, options: AdminOptions): Promise<Server> {
+  const admin: Admin = { backend, options, stream: new LiveStream(backend, options.token !== undefined), files: new DashboardFiles() }
   const server = createServer((req, res) => {
-    handle(backend, options, req, res).catch((err: Error) => {
+    handle(admin, req, res).catch((err: Error) => {
       backend.log.error(`admin: ${err.message}`)
       if (!res.headersSent) problem(res, 500, 'Internal', err.message)
       else res.destroy()
     })
   })
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) => reject(new Error(`bind() to ${options.host}:${options.port} failed (${err.code ?? err.message}) for the admin listener`)))
+    server.once('error', (err: NodeJS.ErrnoException) => reject(new AdminListenError(options, err)))
     server.listen(options.port, options.host, () => resolve())
   })
+  server.once('close', () => admin.stream.close())
   return server
 }
 
-async function handle(backend: AdminBackend, options: AdminOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function handle(admin: Admin, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const { backend, options } = admin
   const url = new URL(req.url ?? '/', 'http://admin')
   const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent)
   const method = req.method ?? 'GET'
+
+  if (url.pathname === '/' || parts[0] === 'assets') {
+    if (method !== 'GET' && method !== 'HEAD') return problem(res, 405, 'MethodNotAllowed', 'use GET')
+    if (await admin.files.serve(url.pathname, req, res)) return
+    return problem(res, 404, 'NotFound', `no such file: ${url.pathname}`)
+  }
+  if (parts.length === 2 && parts[0] === 'api' && parts[1] === 'stream') {
+    if (method !== 'GET') return problem(res, 405, 'MethodNotAllowed', 'use GET')
+    return admin.stream.attach(req, res)
+  }
 
   if (parts.length === 1 && parts[0] === 'metrics') {
     if (method !== 'GET' && method !== 'HEAD') return problem(res, 405, 'MethodNotAllowed', 'use GET')

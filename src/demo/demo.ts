@@ -4,10 +4,12 @@
 import { Agent, request } from 'node:http'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs, styleText } from 'node:util'
 import type { Config } from '../config/model.js'
+import { AdminListenError } from '../admin/server.js'
+import { parseAdminAddress } from '../cli/main.js'
 import { createLogger } from '../log.js'
 import { startSwitchyard, type Switchyard } from '../runtime/switchyard.js'
 import { createBackend, listenErrorMessage, parsePort, untilStopped, type Backend } from './backend.js'
@@ -16,9 +18,22 @@ import { createBackend, listenErrorMessage, parsePort, untilStopped, type Backen
 const backendHost = '127.0.0.1'
 /** examples/tutorial.conf, from dist/src/demo/ up to the package root. */
 const tutorialConfig = fileURLToPath(new URL('../../../examples/tutorial.conf', import.meta.url))
+/** The tutorial's five balancing snippets, each in examples/policy-NAME.conf. */
+export const demoPolicies = ['round-robin', 'weight', 'ip-hash', 'fair', 'url-hash'] as const
+export type DemoPolicy = (typeof demoPolicies)[number]
+const policyConfig = (policy: DemoPolicy): string =>
+  fileURLToPath(new URL(`../../../examples/policy-${policy}.conf`, import.meta.url))
+/** Client addresses for the ip_hash run: ip_hash keys on the first three octets, so they
+ *  differ in the third (all of 127/8 is loopback on Linux). */
+const clientAddresses = Array.from({ length: 8 }, (_, i) => `127.0.${i}.1`)
+/** URIs for the url_hash run: `$request_uri` includes the query, and the services answer
+ *  only `/` (and `/start1`), as the tutorial's Flask app does. */
+const hashUris = Array.from({ length: 8 }, (_, i) => `/?item=${i + 1}`)
 /** The ports and `listen` written in examples/tutorial.conf. */
 const configPorts = [4000, 4001, 4002] as const
 const configListen = 8080
+/** The dashboard's address while the demo serves. */
+const defaultAdmin = { host: '127.0.0.1', port: 9090 }
 /** Per request; the failover being shown costs milliseconds, so this only stops a hang. */
 const requestTimeout = 10_000
 
@@ -34,8 +49,13 @@ export interface DemoOptions {
   /** A config to use as it is instead of examples/tutorial.conf; its upstream should name
    *  the `ports`, which is what the demo starts. */
   readonly config?: string
+  /** Run examples/policy-NAME.conf and show how that method spreads requests (ip_hash by
+   *  client address, url_hash by URI) instead of the tutorial's failover. */
+  readonly policy?: DemoPolicy
   /** Exit after the tables instead of serving until Ctrl-C. */
   readonly once: boolean
+  /** The admin listener, for the dashboard; none when null. */
+  readonly admin?: { readonly host: string; readonly port: number } | null
   /** Services print a line per request; the balancer logs at `info`. */
   readonly verbose: boolean
   /** Where the report goes; default stdout. */
@@ -82,15 +102,22 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       }
     }
 
-    let configFile = options.config ?? tutorialConfig
+    const template = options.policy === undefined ? tutorialConfig : policyConfig(options.policy)
+    let configFile = options.config ?? template
     if (options.config === undefined && !usesTutorialPorts(options)) {
       tempDir = await mkdtemp(join(tmpdir(), 'switchyard-demo-'))
-      configFile = join(tempDir, 'tutorial.conf')
-      await writeFile(configFile, withPorts(await readFile(tutorialConfig, 'utf8'), options))
+      configFile = join(tempDir, basename(template))
+      await writeFile(configFile, withPorts(await readFile(template, 'utf8'), options))
     }
     try {
-      balancer = await startSwitchyard({ configFile, logger: createLogger('stderr', options.verbose ? 'info' : 'warn') })
+      const admin = options.admin ?? undefined
+      balancer = await startSwitchyard({ configFile, logger: createLogger('stderr', options.verbose ? 'info' : 'warn'), admin })
     } catch (err) {
+      if (err instanceof AdminListenError) {
+        const where = `${options.admin?.host}:${options.admin?.port}`
+        const why = err.code === 'EADDRINUSE' ? `${where} is already in use` : err.message
+        return fail(`cannot start the dashboard (admin listener): ${why}; choose another address with --admin HOST:PORT`)
+      }
       const port = options.config === undefined ? options.listen : undefined
       const taken = (err as NodeJS.ErrnoException | null)?.code === 'EADDRINUSE' && port !== undefined
       const why = taken ? `port ${port} is already in use` : err instanceof Error ? err.message : String(err)
@@ -101,7 +128,16 @@ export async function runDemo(options: DemoOptions): Promise<number> {
 
     say(paint('bold', `Three services on ${backendHost} ports ${options.ports.join(', ')}; switchyard on ${url}`))
     say(`config: ${configFile}`)
+    const admin = balancer.adminAddress()
+    if (admin !== null) say(`dashboard: ${paint('bold', `http://${admin.host.includes(':') ? `[${admin.host}]` : admin.host}:${admin.port}/`)} (live; keep it open and send traffic)`)
     say()
+    if (options.policy !== undefined) {
+      const ok = await showPolicy(options.policy, url, options, weights, say, paint)
+      if (options.once) return ok ? 0 : 1
+      say(`switchyard is serving ${url}. Ctrl-C to stop.`)
+      await untilStopped(options.signal)
+      return 0
+    }
     say(paint('bold', `${options.requests} requests to ${url}`))
     const before = await send(url, options.requests, agent)
     for (const line of table(before, options.ports, weights, new Set())) say(`  ${line}`)
@@ -127,6 +163,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     if (options.once) return failed ? 1 : 0
 
     say(`switchyard is serving ${url} (the service on ${options.kill} stays stopped). Ctrl-C to stop.`)
+    if (admin !== null) say(`Send it traffic and watch the dashboard; \`switchyard backend --port ${options.kill}\` in another terminal brings the service back.`)
     await untilStopped(options.signal)
     return 0
   } finally {
@@ -137,6 +174,54 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     await Promise.allSettled([...backends.values()].map((b) => b.close()))
     if (tempDir !== null) await rm(tempDir, { recursive: true, force: true })
   }
+}
+
+/**
+ * One balancing method's distribution, over the services its config names: ip_hash with
+ * two requests from each of several client addresses, url_hash with two requests for each
+ * of several URIs (each key must land on one port both times), the others with
+ * `requests` plain requests counted per port. True when every request succeeded.
+ */
+async function showPolicy(
+  policy: DemoPolicy,
+  url: string,
+  options: DemoOptions,
+  weights: ReadonlyMap<number, number>,
+  say: (line?: string) => void,
+  paint: (format: 'bold' | 'green' | 'red', text: string) => string,
+): Promise<boolean> {
+  // Only the services the snippet names (the tutorial's snippets have two servers).
+  const ports = options.ports.filter((port) => weights.has(port))
+  const keyed = policy === 'ip-hash'
+    ? { what: 'client', keys: clientAddresses, request: (key: string) => ({ localAddress: key }) }
+    : policy === 'url-hash'
+      ? { what: 'URI', keys: hashUris, request: (key: string) => ({ path: key }) }
+      : null
+  const outcomes: Outcome[] = []
+  if (keyed === null) {
+    say(paint('bold', `${options.requests} requests to ${url}`))
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 })
+    try {
+      outcomes.push(...(await send(url, options.requests, agent)))
+    } finally {
+      agent.destroy()
+    }
+  } else {
+    say(paint('bold', `2 requests for each of ${keyed.keys.length} ${keyed.what}s to ${url}`))
+    const rows = [[keyed.what, 'served by']]
+    for (const key of keyed.keys) {
+      const both = [await get(url, false, keyed.request(key)), await get(url, false, keyed.request(key))]
+      outcomes.push(...both)
+      rows.push([key, both.map((o) => (o.port === undefined ? `failed: ${o.error ?? '?'}` : String(o.port))).join(' ')])
+    }
+    const width = Math.max(...rows.map((row) => displayWidth(row[0]!)))
+    for (const row of rows) say(`  ${padEnd(row[0]!, width)}   ${row[1]}`)
+    say()
+  }
+  for (const line of table(outcomes, ports, weights, new Set())) say(`  ${line}`)
+  say(`  ${summary(outcomes, paint)}`)
+  say()
+  return outcomes.every((o) => o.error === undefined)
 }
 
 function usesTutorialPorts(options: DemoOptions): boolean {
@@ -180,11 +265,12 @@ async function send(url: string, count: number, agent: Agent): Promise<Outcome[]
   return outcomes
 }
 
-function get(url: string, agent: Agent): Promise<Outcome> {
+function get(url: string, agent: Agent | false, extra: { path?: string; localAddress?: string } = {}): Promise<Outcome> {
   const started = performance.now()
   const elapsed = (): number => performance.now() - started
+  const target = extra.path === undefined ? url : new URL(extra.path, url).href
   return new Promise((resolve) => {
-    const req = request(url, { agent, timeout: requestTimeout }, (res) => {
+    const req = request(target, { agent, timeout: requestTimeout, localAddress: extra.localAddress }, (res) => {
       const chunks: Buffer[] = []
       res.on('data', (chunk: Buffer) => chunks.push(chunk))
       res.on('error', (err) => resolve({ error: err.message, ms: elapsed() }))
@@ -287,6 +373,12 @@ Options:
                   tutorial's own table, 2/2/1)
   --kill PORT     the service to stop (default the second, 4001, weight 5)
   --config FILE   run this config as it is instead of examples/tutorial.conf
+  --policy NAME   run the tutorial's snippet for one balancing method instead
+                  (examples/policy-NAME.conf: round-robin, weight, ip-hash, fair,
+                  url-hash) and show how it spreads requests: ip-hash from
+                  several client addresses, url-hash over several URIs
+  --admin HOST:PORT  the admin listener with the live dashboard (default
+                  127.0.0.1:9090; none with --once unless given)
   --once          exit after the tables instead of serving until Ctrl-C (alias --exit)
   -v, --verbose   services print each request; the balancer logs at info
   -h, --help      show this help
@@ -310,6 +402,8 @@ export async function demoCommand(argv: string[]): Promise<number> {
         requests: { type: 'string', default: '10' },
         kill: { type: 'string' },
         config: { type: 'string' },
+        policy: { type: 'string' },
+        admin: { type: 'string' },
         once: { type: 'boolean', default: false },
         exit: { type: 'boolean', default: false },
         verbose: { type: 'boolean', short: 'v', default: false },
@@ -338,13 +432,30 @@ export async function demoCommand(argv: string[]): Promise<number> {
     return usageError(`--kill takes one of the services' ports (${ports.join(', ')}); got "${values.kill}"`)
   }
 
+  const policy = values.policy
+  if (policy !== undefined && !(demoPolicies as readonly string[]).includes(policy)) {
+    return usageError(`--policy takes one of ${demoPolicies.join(', ')}; got "${policy}"`)
+  }
+  if (policy !== undefined && values.config !== undefined) return usageError('--policy and --config cannot be used together')
+
+  const once = values.once || values.exit
+  let admin: { host: string; port: number } | null = null
+  try {
+    if (values.admin !== undefined) admin = parseAdminAddress(values.admin)
+    else if (!once) admin = defaultAdmin
+  } catch (err) {
+    return usageError(`--admin: ${(err as Error).message}`)
+  }
+
   return runDemo({
     ports: ports as number[],
     listen,
     requests,
     kill,
     config: values.config,
-    once: values.once || values.exit,
+    policy: policy as DemoPolicy | undefined,
+    once,
+    admin,
     verbose: values.verbose,
   })
 }

@@ -9,7 +9,7 @@ import type { Config } from '../config/model.js'
 import { loadConfig } from '../config/load.js'
 import { createLogger, type Logger } from '../log.js'
 import { apiState, applyChange, peerView, sameServers, upstreamView, type PeerChange, type PeerView, type UpstreamView } from '../admin/api.js'
-import { createMetrics, type Metrics } from '../admin/metrics.js'
+import { createMetrics, reloadCounts, type Metrics } from '../admin/metrics.js'
 import { startAdmin, type AdminBackend, type AdminOptions } from '../admin/server.js'
 import { AccessLogs, combinedLine } from '../proxy/access-log.js'
 import { sendErrorPage } from '../proxy/error-page.js'
@@ -69,7 +69,14 @@ export async function startSwitchyard(options: SwitchyardOptions): Promise<Switc
   const role = options.role ?? 'single'
   const runtime = new Runtime(options.configFile, log, options.env ?? systemEnvironment, watchPeers(new Generation(config), log), ownLogger, role)
   await runtime.bindListeners(runtime.generation)
-  if (options.admin !== undefined) await runtime.startAdmin(options.admin)
+  if (options.admin !== undefined) {
+    try {
+      await runtime.startAdmin(options.admin)
+    } catch (err) {
+      await runtime.stop()
+      throw err
+    }
+  }
   if (role === 'single') await runtime.writePid()
   log.notice(`switchyard ${role === 'worker' ? 'worker ' : ''}started, listening on ${runtime.addresses().map((a) => listenKey(a.host, a.port)).join(', ')}`)
   return runtime
@@ -100,6 +107,7 @@ class Runtime implements Switchyard {
   /** API changes by `upstream\0server`, re-applied after a reload that keeps the upstream. */
   private readonly changes = new Map<string, PeerChange>()
   private drained: (() => void) | null = null
+  private pidWritten = false
   private reloading: Promise<{ ok: true } | { ok: false; error: string }> | null = null
 
   private readonly role: 'single' | 'worker'
@@ -162,6 +170,7 @@ class Runtime implements Switchyard {
       upstreams: async () => this.upstreamViews(),
       patch: async (name, id, change) => this.patchPeer(name, id, change),
       metrics: async () => ({ contentType: this.metrics.registry.contentType, text: await this.metrics.registry.metrics() }),
+      reloads: () => reloadCounts(this.metrics.registry),
       log: this.log,
     }
   }
@@ -427,11 +436,14 @@ class Runtime implements Switchyard {
   async writePid(): Promise<void> {
     const pid = this.generation.config.main.pid
     if (pid !== null && this.role === 'single') await writeFile(pid, `${process.pid}\n`)
+    this.pidWritten = true
   }
 
   private async removePid(): Promise<void> {
     const pid = this.generation.config.main.pid
-    if (pid !== null && this.role === 'single') await rm(pid, { force: true })
+    // Stopped before writing it (the admin port was taken): the file, if any, is another
+    // process's.
+    if (pid !== null && this.role === 'single' && this.pidWritten) await rm(pid, { force: true })
   }
 }
 

@@ -49,6 +49,30 @@ export class PeerStats {
   }
 }
 
+/**
+ * The q-quantile (0..1), in seconds, of a response-time histogram (counts per
+ * LATENCY_BUCKETS bound, then +Inf), interpolated linearly inside its bucket as
+ * Prometheus's histogram_quantile() does; a quantile in the +Inf bucket is the highest
+ * finite bound. null without samples. Resolution is the buckets': below 5 ms, only
+ * "under 5 ms" is known.
+ */
+export function histogramQuantile(counts: ArrayLike<number>, q: number): number | null {
+  let total = 0
+  for (let i = 0; i < counts.length; i++) total += counts[i]!
+  if (total === 0) return null
+  const rank = q * total
+  let below = 0
+  for (let i = 0; i < LATENCY_BUCKETS.length; i++) {
+    const n = counts[i]!
+    if (n > 0 && below + n >= rank) {
+      const lower = i === 0 ? 0 : LATENCY_BUCKETS[i - 1]!
+      return lower + (LATENCY_BUCKETS[i]! - lower) * Math.max(0, rank - below) / n
+    }
+    below += n
+  }
+  return LATENCY_BUCKETS[LATENCY_BUCKETS.length - 1]!
+}
+
 export class UpstreamStats {
   /** Attempts made after a failed one, by the failure's cause. */
   readonly retries = new Map<string, number>()

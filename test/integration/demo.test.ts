@@ -45,3 +45,23 @@ test('demo shows the 3/5/2 split, then zero failures after a service stops', { t
   assert.equal((after.get(a) ?? 0) + (after.get(c) ?? 0), 10, context)
   assert.doesNotMatch(stdout, /\x1b\[/, 'no colour codes when stdout is not a terminal')
 })
+
+// --policy runs the tutorial's snippet for one method: fair over the snippet's two services,
+// ten sequential requests (always idle, so they take turns) split 5/5; the third service,
+// which the snippet does not name, is left out of the table.
+test('demo --policy fair shows that snippet\'s distribution', { timeout: 60_000 }, async () => {
+  const [a, b, c, listen] = await freePorts(4)
+  const args = [BIN, 'demo', '--once', '--policy', 'fair', '--ports', `${a},${b},${c}`, '--listen', String(listen)]
+  const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    execFile(process.execPath, args, { cwd: ROOT, timeout: 50_000 }, (err, stdout, stderr) =>
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr }),
+    )
+  })
+  const context = `stdout:\n${stdout}\nstderr:\n${stderr}`
+  assert.equal(code, 0, context)
+  assert.match(stdout, /policy-fair\.conf/, context)
+  const rows = counts(stdout)
+  assert.deepEqual([rows.get(a), rows.get(b), rows.has(c!)], [5, 5, false], context)
+  assert.match(stdout, /10\/10 succeeded, 0 failed/, context)
+  assert.doesNotMatch(stdout, /Stopping the service/, context)
+})
