@@ -7,12 +7,13 @@ import type { Peer, UnavailableReason } from '../upstream/peer.js'
 import type { Upstream } from '../upstream/upstream.js'
 import { histogramQuantile } from '../upstream/stats.js'
 
-export type PeerState = 'up' | 'down' | 'draining' | 'unavail'
+export type PeerState = 'up' | 'down' | 'draining' | 'unhealthy' | 'unavail'
 
 /** The coarse state NGINX Plus reports, derived from the set of reasons. */
 export function stateOf(reasons: readonly UnavailableReason[]): PeerState {
   if (reasons.includes('config_down') || reasons.includes('api_down')) return 'down'
   if (reasons.includes('draining')) return 'draining'
+  if (reasons.includes('active_check')) return 'unhealthy'
   if (reasons.includes('max_fails')) return 'unavail'
   return 'up'
 }
@@ -118,8 +119,8 @@ export type PeerChange = z.infer<typeof PeerChange>
 /** Apply a change to a live peer. `down: false` also ends a drain. */
 export function applyChange(peer: Peer, change: PeerChange): void {
   if (change.weight !== undefined) {
-    peer.weight = change.weight
-    peer.effectiveWeight = change.weight
+    // Through setWeight, so a slow start in progress ramps toward the new weight.
+    peer.setWeight(change.weight)
     peer.currentWeight = 0
   }
   if (change.down === true) peer.reasons.add('api_down')

@@ -221,6 +221,7 @@ function peerEvents(t: number, upstream: string, before: UpstreamView['peers'][n
     let text = before.state === now.state ? `${now.server}: ${now.state}` : `${now.server}: ${before.state} → ${now.state}`
     if (why.length > 0) text += ` (${why.join('; ')})`
     else if (before.reasons.includes('max_fails')) text += ' (fail_timeout over: taking requests again)'
+    else if (before.reasons.includes('active_check')) text += ' (health check passed: taking requests again)'
     events.push({ t, kind: 'state', upstream, server: now.server, from: before.state, to: now.state, reasons: now.reasons, text })
   }
   // Slow start moves the weight in fractions every tick; only whole changes (the API's)

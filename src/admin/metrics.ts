@@ -47,10 +47,12 @@ function computed(registry: Registry, name: string, help: string, type: 'gauge' 
   registry.registerMetric(metric as never)
 }
 
-/** `reloads`: include the reload counter (the process that reloads owns it). */
-export function createMetrics(source: MetricsSource, options: { reloads: boolean } = { reloads: true }): Metrics {
+/** `reloads`: include the reload counter (the process that reloads owns it).
+ *  `process`: prom-client's process metrics — only when something will scrape them, since
+ *  they observe every garbage collection. */
+export function createMetrics(source: MetricsSource, options: { reloads: boolean; process: boolean }): Metrics {
   const registry = new Registry()
-  collectDefaultMetrics({ register: registry, prefix: 'switchyard_' })
+  if (options.process) collectDefaultMetrics({ register: registry, prefix: 'switchyard_' })
   const peers = function* (): Generator<{ upstream: Upstream; labels: Labels; peer: Upstream['peers'][number] }> {
     for (const upstream of source.upstreams()) {
       for (const peer of upstream.peers) yield { upstream, peer, labels: { upstream: upstream.name, server: peer.name } }
@@ -83,7 +85,7 @@ export function createMetrics(source: MetricsSource, options: { reloads: boolean
     const now = source.now()
     return [...peers()].map(({ peer, labels }) => ({ labels, value: peer.available(now) ? 1 : 0 }))
   }, 'max')
-  computed(registry, 'switchyard_upstream_peer_unavailable', '1 for each reason an upstream server is out (config_down, api_down, draining, max_fails, max_conns).', 'gauge', () => {
+  computed(registry, 'switchyard_upstream_peer_unavailable', '1 for each reason an upstream server is out (config_down, api_down, draining, active_check, max_fails, max_conns).', 'gauge', () => {
     const now = source.now()
     const out: Sample[] = []
     for (const { peer, labels } of peers()) for (const reason of peer.unavailableReasons(now)) out.push({ labels: { ...labels, reason }, value: 1 })

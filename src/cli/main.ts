@@ -159,7 +159,7 @@ async function sendSignal(file: string, name: string): Promise<number> {
 
 /** Serve in the foreground until a signal says otherwise: in this process when
  *  worker_processes is 1 (nginx's default), else as the primary of that many workers. */
-async function run(file: string, admin: Flags['admin']): Promise<number> {
+async function run(file: string, adminFlag: Flags['admin']): Promise<number> {
   const log = createLogger()
   let config
   try {
@@ -169,6 +169,8 @@ async function run(file: string, admin: Flags['admin']): Promise<number> {
     return 1
   }
   log.configure(config.main.errorLog.path, config.main.errorLog.level)
+  // `--admin` wins over the config's `admin_listen` (read once, at start).
+  const admin = adminFlag ?? (config.main.admin === null ? null : { ...config.main.admin })
   if (workerCount(config) > 1) return runPrimary(file, config, admin, log)
 
   tuneHeapForProxy()

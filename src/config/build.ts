@@ -8,8 +8,12 @@ import { dirname, resolve as resolvePath } from 'node:path'
 import { MAX_ROUTE_LENGTH } from '../balancer/policies/sticky.js'
 import { DEFAULT_POLICY, policyDefinition, type PolicyDefinition, type ServerParam } from '../balancer/registry.js'
 import { resolveDirective } from './directives.js'
+import { DEFAULT_EDGE, EDGE_DIRECTIVES, edgeSetting, mergeEdge, type EdgeDraft } from './edge.js'
 import { ConfigError } from './errors.js'
+import { completeHealthCheck, parseHealthCheck, parseMatch, sameHealthCheck, type HealthCheckDraft } from './health-check.js'
 import type {
+  AccessLog,
+  AdminListen,
   BalancerConfig,
   Config,
   ErrorLogConfig,
@@ -19,6 +23,7 @@ import type {
   LocationModifier,
   LocationSettings,
   LogLevel,
+  MatchConfig,
   NextUpstream,
   ProxyPass,
   SourceRef,
@@ -28,6 +33,7 @@ import type {
 } from './model.js'
 import type { Statement } from './parser.js'
 import { parseNumber, parseSize, parseTime } from './units.js'
+import { COMBINED, compileLogFormat, type Escape, type LogFormat } from './log-format.js'
 import { compileTemplate } from './variables.js'
 
 /** Resolves a host name to its addresses; an empty list (or a rejection) means "host not
@@ -58,6 +64,7 @@ export const DEFAULT_SETTINGS: LocationSettings = {
   proxyHttpVersion: '1.0',
   clientMaxBodySize: 1024 * 1024,
   accessLog: null,
+  edge: DEFAULT_EDGE,
 }
 
 const DEFAULT_SERVER_PARAMS = { weight: 1, maxFails: 1, failTimeout: 10_000, maxConns: 0, slowStart: 0, route: '', backup: false, down: false }
@@ -105,7 +112,8 @@ interface SettingsDraft {
   proxyNextUpstreamTimeout?: number
   proxyHttpVersion?: '1.0' | '1.1'
   clientMaxBodySize?: number
-  accessLog?: string | null
+  accessLog?: AccessLog | null
+  edge?: EdgeDraft
 }
 
 interface LocationDraft {
@@ -113,6 +121,7 @@ interface LocationDraft {
   readonly modifier: LocationModifier
   readonly path: string
   readonly settings: SettingsDraft
+  healthCheck?: HealthCheckDraft
 }
 
 interface ServerDraft {
@@ -141,6 +150,8 @@ class Builder {
   private upstreamNames = new Map<string, string>()
   private readonly upstreams = new Map<string, UpstreamConfig>()
   private readonly defaultServers = new Set<string>()
+  /** `log_format`s defined so far (nginx requires one before an access_log names it). */
+  private readonly logFormats = new Map<string, LogFormat>([['combined', COMBINED]])
 
   constructor(
     private readonly dir: string,
@@ -154,6 +165,7 @@ class Builder {
     let errorLog: ErrorLogConfig = { path: 'stderr', level: 'notice' }
     let workerConnections = 512
     let servers: VirtualServer[] = []
+    let admin: AdminListen | null = null
 
     for (const stmt of tree) {
       resolveDirective(stmt, 'main')
@@ -179,6 +191,10 @@ class Builder {
           once(stmt, seen)
           workerConnections = this.events(stmt)
           break
+        case 'admin_listen':
+          once(stmt, seen)
+          admin = adminListen(stmt)
+          break
         case 'http':
           once(stmt, seen)
           servers = await this.http(stmt)
@@ -188,7 +204,7 @@ class Builder {
 
     return {
       file,
-      main: { workerProcesses, pid, errorLog },
+      main: { workerProcesses, pid, errorLog, admin },
       events: { workerConnections },
       http: { upstreams: this.upstreams, servers },
     }
@@ -247,6 +263,7 @@ class Builder {
     const settings: SettingsDraft = {}
     const drafts: ServerDraft[] = []
     const defined = new Set<string>()
+    const matches = new Map<string, MatchConfig>()
     for (const child of block) {
       const resolved = resolveDirective(child, 'http')
       if (resolved.kind !== 'directive') continue
@@ -257,6 +274,12 @@ class Builder {
         this.upstreams.set(name, await this.upstream(child))
       } else if (child.name === 'server') {
         drafts.push(await this.server(child))
+      } else if (child.name === 'log_format') {
+        this.logFormat(child)
+      } else if (child.name === 'match') {
+        const name = child.args[0]!
+        if (matches.has(name)) fail(`duplicate match "${name}"`, child)
+        matches.set(name, parseMatch(child))
       } else {
         this.setting(child, settings, seen)
       }
@@ -265,12 +288,16 @@ class Builder {
     const httpSettings = merge(settings, DEFAULT_SETTINGS)
     return drafts.map((d) => {
       const serverSettings = merge(d.settings, httpSettings)
-      const locations: Location[] = d.locations.map((l) => ({
-        source: l.source,
-        modifier: l.modifier,
-        path: l.path,
-        settings: { ...merge(l.settings, serverSettings), proxyPass: l.settings.proxyPass ?? null },
-      }))
+      const locations: Location[] = d.locations.map((l) => {
+        const location = {
+          source: l.source,
+          modifier: l.modifier,
+          path: l.path,
+          settings: { ...merge(l.settings, serverSettings), proxyPass: l.settings.proxyPass ?? null },
+        }
+        if (l.healthCheck) this.attachHealthCheck(l.healthCheck, location.settings, d.serverNames[0] ?? '', matches)
+        return location
+      })
       return {
         source: d.source,
         listen: d.listen.length > 0 ? d.listen : [{ host: '0.0.0.0', port: 80, defaultServer: false, source: d.source }],
@@ -279,6 +306,19 @@ class Builder {
         settings: serverSettings,
       }
     })
+  }
+
+  /** Give the location's upstream its active health check. Locations that proxy to the
+   *  same upstream share one prober, so their checks must agree. */
+  private attachHealthCheck(draft: HealthCheckDraft, settings: LocationSettings, serverName: string, matches: ReadonlyMap<string, MatchConfig>): void {
+    const check = completeHealthCheck(draft, settings, serverName, matches)
+    const key = settings.proxyPass!.upstream
+    const upstream = this.upstreams.get(key)!
+    if (upstream.healthCheck !== undefined && !sameHealthCheck(upstream.healthCheck, check)) {
+      const first = upstream.healthCheck.source
+      notSupported(`a second, different "health_check" for upstream "${upstream.name}" (the first is in ${first.file}:${first.line})`, draft.stmt)
+    }
+    if (upstream.healthCheck === undefined) this.upstreams.set(key, { ...upstream, healthCheck: check })
   }
 
   // ---- upstream -----------------------------------------------------------------------
@@ -433,16 +473,22 @@ class Builder {
     const { modifier, path } = locationName(stmt)
     const settings: SettingsDraft = {}
     const seen = new Set<string>()
+    let healthCheck: HealthCheckDraft | undefined
     for (const child of stmt.block!) {
       resolveDirective(child, 'location')
       if (child.name === 'proxy_pass') {
         once(child, seen)
         settings.proxyPass = await this.proxyPass(child, modifier)
+      } else if (child.name === 'health_check') {
+        // One check per location (NGINX Plus allows several; switchyard runs one per upstream).
+        if (seen.has('health_check')) notSupported('more than one "health_check" directive in a location', child)
+        seen.add('health_check')
+        healthCheck = parseHealthCheck(child)
       } else {
         this.setting(child, settings, seen)
       }
     }
-    return { source: stmt.source, modifier, path, settings }
+    return { source: stmt.source, modifier, path, settings, ...(healthCheck ? { healthCheck } : {}) }
   }
 
   /** `proxy_pass http://NAME[:PORT][/URI]`: an upstream block by name, or else an address
@@ -499,6 +545,7 @@ class Builder {
 
   private setting(stmt: Statement, draft: SettingsDraft, seen: Set<string>): void {
     const [arg] = stmt.args as [string]
+    if (EDGE_DIRECTIVES.has(stmt.name)) return edgeSetting(stmt, (draft.edge ??= {}), seen)
     switch (stmt.name) {
       case 'proxy_set_header': {
         let value
@@ -570,7 +617,25 @@ class Builder {
     return ms!
   }
 
-  private accessLog(stmt: Statement): string | null {
+  /** `log_format NAME [escape=default|json|none] STRING…` (the strings are joined). */
+  private logFormat(stmt: Statement): void {
+    const [name, ...rest] = stmt.args as [string, ...string[]]
+    if (this.logFormats.has(name)) fail(`duplicate "log_format" name "${name}"`, stmt)
+    let escape: Escape = 'default'
+    if (rest[0]?.startsWith('escape=')) {
+      const value = rest.shift()!.slice('escape='.length)
+      if (value !== 'default' && value !== 'json' && value !== 'none') fail(`unknown log format escaping "${value}"`, stmt)
+      escape = value as Escape
+    }
+    if (rest.length === 0) fail('invalid number of arguments in "log_format" directive', stmt)
+    try {
+      this.logFormats.set(name, compileLogFormat(name, rest.join(''), escape))
+    } catch (err) {
+      fail((err as Error).message, stmt)
+    }
+  }
+
+  private accessLog(stmt: Statement): AccessLog | null {
     const [target, format, ...params] = stmt.args as [string, ...string[]]
     if (target === 'off') {
       if (format !== undefined) fail(`invalid parameter "${format}"`, stmt)
@@ -578,12 +643,13 @@ class Builder {
     }
     if (target.startsWith('syslog:')) notSupported('"access_log syslog:"', stmt)
     if (target.includes('$')) notSupported('an "access_log" path with variables', stmt)
-    if (format !== undefined && format !== 'combined') fail(`unknown log format "${format}"`, stmt)
+    const logFormat = this.logFormats.get(format ?? 'combined')
+    if (logFormat === undefined) fail(`unknown log format "${format}"`, stmt)
     for (const param of params) {
       if (/^(buffer=|flush=|if=|gzip(=|$))/.test(param)) notSupported(`parameter "${param}" of the "access_log" directive`, stmt)
       fail(`invalid parameter "${param}"`, stmt)
     }
-    return this.path(target)
+    return { path: this.path(target), format: logFormat! }
   }
 }
 
@@ -841,6 +907,7 @@ function merge(inner: SettingsDraft, outer: LocationSettings): LocationSettings 
     proxyNextUpstreamTimeout: inner.proxyNextUpstreamTimeout ?? outer.proxyNextUpstreamTimeout,
     proxyHttpVersion: inner.proxyHttpVersion ?? outer.proxyHttpVersion,
     clientMaxBodySize: inner.clientMaxBodySize ?? outer.clientMaxBodySize,
+    edge: mergeEdge(inner.edge, outer.edge),
     accessLog: inner.accessLog !== undefined ? inner.accessLog : outer.accessLog,
   }
 }
@@ -861,3 +928,17 @@ function nextUpstream(flags: ReadonlySet<string>): NextUpstream {
   }
 }
 
+
+/** `admin_listen [HOST:]PORT [token=TOKEN]`. */
+function adminListen(stmt: Statement): AdminListen {
+  const [address, ...params] = stmt.args as [string, ...string[]]
+  const m = /^(?:\[([^\]]+)\]:|([^:]+):)?(\d+)$/.exec(address)
+  const port = m ? Number(m[3]) : NaN
+  if (!m || port < 1 || port > 65535) fail(`invalid value "${address}" in "admin_listen" directive, it must be [HOST:]PORT`, stmt)
+  let token: string | undefined
+  for (const param of params) {
+    if (param.startsWith('token=') && param.length > 'token='.length) token = param.slice('token='.length)
+    else fail(`invalid parameter "${param}"`, stmt)
+  }
+  return { host: m![1] ?? m![2] ?? '127.0.0.1', port, ...(token !== undefined ? { token } : {}) }
+}

@@ -45,6 +45,7 @@ export const DIRECTIVES: readonly DirectiveSpec[] = [
   // main
   spec('worker_processes', ['main'], [1, 1]),
   spec('pid', ['main'], [1, 1]),
+  spec('admin_listen', ['main'], [1, 2]),
   spec('error_log', ['main'], [1, many], { nginxContexts: ['main', ...HSL] }),
   spec('events', ['main'], [0, 0], { block: true }),
   spec('http', ['main'], [0, 0], { block: true }),
@@ -53,6 +54,8 @@ export const DIRECTIVES: readonly DirectiveSpec[] = [
   // http
   spec('upstream', ['http'], [1, 1], { block: true }),
   spec('server', ['http'], [0, 0], { block: true }),
+  // NGINX Plus active health checks; `match` holds its own little language (build.ts).
+  spec('match', ['http'], [1, 1], { block: true }),
   // upstream
   spec('server', ['upstream'], [1, many]),
   spec('keepalive', ['upstream'], [1, 1]),
@@ -66,6 +69,7 @@ export const DIRECTIVES: readonly DirectiveSpec[] = [
   spec('location', ['server'], [1, 2], { block: true, nginxContexts: ['server', 'location'] }),
   // location
   spec('proxy_pass', ['location'], [1, 1]),
+  spec('health_check', ['location'], [0, many]),
   // http, server and location
   spec('proxy_set_header', HSL, [2, 2]),
   spec('proxy_connect_timeout', HSL, [1, 1]),
@@ -77,6 +81,19 @@ export const DIRECTIVES: readonly DirectiveSpec[] = [
   spec('proxy_http_version', HSL, [1, 1]),
   spec('client_max_body_size', HSL, [1, 1]),
   spec('access_log', HSL, [1, many]),
+  spec('log_format', ['http'], [2, many]),
+  // the edge: client limits and timeouts, access rules, real-ip (src/config/edge.ts).
+  // The listener-wide ones stop at server level (nginx reads them before any location).
+  spec('client_header_timeout', ['http', 'server'], [1, 1]),
+  spec('client_body_timeout', HSL, [1, 1]),
+  spec('send_timeout', HSL, [1, 1]),
+  spec('keepalive_timeout', ['http', 'server'], [1, 2], { nginxContexts: HSL }),
+  spec('large_client_header_buffers', ['http', 'server'], [2, 2]),
+  spec('allow', HSL, [1, 1]),
+  spec('deny', HSL, [1, 1]),
+  spec('set_real_ip_from', HSL, [1, 1]),
+  spec('real_ip_header', HSL, [1, 1]),
+  spec('real_ip_recursive', HSL, [1, 1]),
 ]
 
 const byName = new Map<string, DirectiveSpec[]>()
@@ -97,17 +114,17 @@ const UNSUPPORTED = new Set(
   # ngx_http_core_module and the upstream core
   absolute_redirect aio aio_write alias auth_delay chunked_transfer_encoding
   client_body_buffer_size client_body_early_read client_body_in_file_only
-  client_body_in_single_buffer client_body_temp_path client_body_timeout
-  client_header_buffer_size client_header_timeout connection_pool_size default_type directio
+  client_body_in_single_buffer client_body_temp_path
+  client_header_buffer_size connection_pool_size default_type directio
   directio_alignment disable_symlinks early_hints error_page etag gzip_disable
   gzip_http_version gzip_proxied gzip_vary if_modified_since ignore_invalid_headers internal
   keepalive_disable keepalive_min_timeout keepalive_requests keepalive_time
-  large_client_header_buffers limit_except limit_rate limit_rate_after lingering_close
+  limit_except limit_rate limit_rate_after lingering_close
   lingering_time lingering_timeout log_not_found log_subrequest max_headers max_ranges
   merge_slashes msie_padding msie_refresh open_file_cache open_file_cache_errors
   open_file_cache_events open_file_cache_min_uses open_file_cache_valid port_in_redirect
   post_action postpone_output read_ahead recursive_error_pages request_pool_size
-  reset_timedout_connection resolver resolver_timeout root satisfy send_lowat send_timeout
+  reset_timedout_connection resolver resolver_timeout root satisfy send_lowat
   sendfile sendfile_max_chunk server_name_in_redirect server_names_hash_bucket_size
   server_names_hash_max_size server_tokens subrequest_output_buffer_size tcp_nodelay
   tcp_nopush types types_hash_bucket_size types_hash_max_size underscores_in_headers
@@ -133,10 +150,10 @@ const UNSUPPORTED = new Set(
   hash ip_hash least_conn least_time random sticky zone
   # other http modules (gzip, ssl, rewrite, map, limit_req, fastcgi, grpc, …)
   add_after_body add_before_body add_header add_header_inherit add_trailer add_trailer_inherit
-  addition_types allow ancient_browser ancient_browser_value auth_basic auth_basic_user_file
+  addition_types ancient_browser ancient_browser_value auth_basic auth_basic_user_file
   auth_request auth_request_set autoindex autoindex_exact_size autoindex_format
   autoindex_localtime break charset charset_map charset_types create_full_put_path dav_access
-  dav_methods degradation degrade deny empty_gif errmsg expires fastcgi_bind
+  dav_methods degradation degrade empty_gif errmsg expires fastcgi_bind
   fastcgi_buffer_size fastcgi_buffering fastcgi_buffers fastcgi_busy_buffers_size
   fastcgi_cache fastcgi_cache_background_update fastcgi_cache_bypass fastcgi_cache_key
   fastcgi_cache_lock fastcgi_cache_lock_age fastcgi_cache_lock_timeout
@@ -167,7 +184,7 @@ const UNSUPPORTED = new Set(
   image_filter_buffer image_filter_interlace image_filter_jpeg_quality image_filter_sharpen
   image_filter_transparency image_filter_webp_quality index limit_conn limit_conn_dry_run
   limit_conn_log_level limit_conn_status limit_conn_zone limit_req limit_req_dry_run
-  limit_req_log_level limit_req_status limit_req_zone log_format map map_hash_bucket_size
+  limit_req_log_level limit_req_status limit_req_zone map map_hash_bucket_size
   map_hash_max_size memcached_bind memcached_buffer_size memcached_connect_timeout
   memcached_gzip_flag memcached_next_upstream memcached_next_upstream_timeout
   memcached_next_upstream_tries memcached_pass memcached_read_timeout memcached_send_timeout
@@ -175,7 +192,7 @@ const UNSUPPORTED = new Set(
   modern_browser_value mp4 mp4_buffer_size mp4_max_buffer_size mp4_start_key_frame
   open_log_file_cache override_charset perl perl_modules perl_require perl_set
   postpone_gzipping quic_active_connection_id_limit quic_gso quic_host_key quic_retry
-  random_index real_ip_header real_ip_recursive referer_hash_bucket_size referer_hash_max_size
+  random_index referer_hash_bucket_size referer_hash_max_size
   return rewrite rewrite_log scgi_bind scgi_buffer_size scgi_buffering scgi_buffers
   scgi_busy_buffers_size scgi_cache scgi_cache_background_update scgi_cache_bypass
   scgi_cache_key scgi_cache_lock scgi_cache_lock_age scgi_cache_lock_timeout
@@ -187,7 +204,7 @@ const UNSUPPORTED = new Set(
   scgi_pass_header scgi_pass_request_body scgi_pass_request_headers scgi_read_timeout
   scgi_request_buffering scgi_send_timeout scgi_socket_keepalive scgi_socket_rcvbuf
   scgi_socket_sndbuf scgi_store scgi_store_access scgi_temp_file_write_size scgi_temp_path
-  secure_link secure_link_md5 secure_link_secret set set_real_ip_from slice source_charset
+  secure_link secure_link_md5 secure_link_secret set slice source_charset
   split_clients ssi ssi_ignore_recycled_buffers ssi_last_modified ssi_min_file_chunk
   ssi_silent_errors ssi_types ssi_value_length ssl_buffer_size ssl_certificate
   ssl_certificate_cache ssl_certificate_compression ssl_certificate_key ssl_ciphers
@@ -232,12 +249,12 @@ const UNSUPPORTED = new Set(
   # NGINX Plus and njs
   api auth_jwt auth_jwt_claim_set auth_jwt_header_set auth_jwt_key_cache auth_jwt_key_file
   auth_jwt_key_request auth_jwt_leeway auth_jwt_require auth_jwt_type f4f f4f_buffer_size
-  health_check health_check_timeout hls hls_buffers hls_forward_args hls_fragment
+  health_check_timeout hls hls_buffers hls_forward_args hls_fragment
   hls_mp4_buffer_size hls_mp4_max_buffer_size internal_redirect js_access js_body_filter
   js_content js_engine js_fetch_buffer_size js_fetch_ciphers js_fetch_max_response_buffer_size
   js_fetch_protocols js_fetch_timeout js_fetch_trusted_certificate js_fetch_verify
   js_fetch_verify_depth js_header_filter js_import js_include js_path js_periodic
-  js_preload_object js_preread js_set js_shared_dict_zone js_var keyval keyval_zone match
+  js_preload_object js_preread js_set js_shared_dict_zone js_var keyval keyval_zone
   ntlm queue session_log session_log_format session_log_zone state status status_format
   status_zone zone_sync
   # third-party modules seen in the wild (upstream fair, url_hash, upstream check,

@@ -1,6 +1,8 @@
 // The one typed config model. The nginx text is parsed and validated once into these
 // shapes (see build.ts); nothing downstream of the config loader ever sees tokens.
+import type { LogFormat } from './log-format.js'
 import type { Template } from './variables.js'
+import type { Cidr } from './cidr.js'
 
 /** Durations are milliseconds throughout the model. */
 export type Millis = number
@@ -28,6 +30,16 @@ export interface MainConfig {
   readonly pid: string | null
   /** `error_log FILE|stderr [LEVEL]`; default stderr at `notice`. */
   readonly errorLog: ErrorLogConfig
+  /** `admin_listen [HOST:]PORT [token=TOKEN]` (a switchyard directive, the config form of
+   *  `--admin`): the admin listener; null when not written. HOST defaults to 127.0.0.1. */
+  readonly admin: AdminListen | null
+}
+
+export interface AdminListen {
+  readonly host: string
+  readonly port: number
+  /** Bearer token required for changes through the API. */
+  readonly token?: string
 }
 
 export interface ErrorLogConfig {
@@ -74,6 +86,60 @@ export interface UpstreamConfig {
   readonly keepalive: number | null
   /** `keepalive_timeout` in upstream; default 60s (nginx). */
   readonly keepaliveTimeout: Millis
+  /** The active health check (`health_check` in a location that proxies here), absent
+   *  when none is written. One per upstream: locations sharing the upstream share it. */
+  readonly healthCheck?: HealthCheckConfig
+}
+
+/** `health_check [interval=5s] [jitter=0] [fails=1] [passes=1] [uri=/] [port=N]
+ *  [match=NAME] [mandatory [persistent]]` (NGINX Plus), with what the location adds. */
+export interface HealthCheckConfig {
+  readonly source: SourceRef
+  /** `interval=`, default 5s. */
+  readonly interval: Millis
+  /** `jitter=`, default 0: each probe is delayed by a random time up to this. */
+  readonly jitter: Millis
+  /** `fails=`, default 1: consecutive failed probes that take a peer out. */
+  readonly fails: number
+  /** `passes=`, default 1: consecutive passed probes that bring it back. */
+  readonly passes: number
+  /** `uri=`, default `/`. */
+  readonly uri: string
+  /** `port=`, default null (the server's own port). */
+  readonly port: number | null
+  /** `match=NAME`, resolved; null = any 2xx or 3xx passes. */
+  readonly match: MatchConfig | null
+  /** `mandatory`: a new peer takes no requests until its first probe passes. */
+  readonly mandatory: boolean
+  /** `persistent` (with mandatory): across a reload, a peer that was healthy stays so. */
+  readonly persistent: boolean
+  /** The location's `proxy_connect_timeout` and `proxy_read_timeout`. */
+  readonly connectTimeout: Millis
+  readonly readTimeout: Millis
+  /** The probe's Host header: the location's `proxy_set_header Host` evaluated without a
+   *  client request (`$host` is the server name), else `$proxy_host`. */
+  readonly host: string
+}
+
+/** `match NAME { status …; header …; body …; }` at http level (NGINX Plus): every test
+ *  written must hold for a probe to pass. */
+export interface MatchConfig {
+  readonly name: string
+  readonly source: SourceRef
+  /** `status [!] CODE|LOW-HIGH …`; null when not written (any status). */
+  readonly status: { readonly negate: boolean; readonly ranges: ReadonlyArray<readonly [number, number]> } | null
+  /** `header NAME`, `header ! NAME`, `header NAME = | != | ~ | !~ VALUE`. */
+  readonly headers: readonly MatchHeaderTest[]
+  /** `body ~ REGEX` / `body !~ REGEX`; null when not written. */
+  readonly body: { readonly negate: boolean; readonly regex: RegExp } | null
+}
+
+export interface MatchHeaderTest {
+  /** Lower-cased header name. */
+  readonly name: string
+  readonly op: 'present' | 'absent' | '=' | '!=' | '~' | '!~'
+  readonly value: string
+  readonly regex: RegExp | null
 }
 
 export interface UpstreamServer {
@@ -154,8 +220,44 @@ export interface LocationSettings {
   readonly proxyHttpVersion: '1.0' | '1.1'
   /** `client_max_body_size` in bytes, default 1m; 0 = unlimited. */
   readonly clientMaxBodySize: number
-  /** `access_log PATH` (absolute) or null for `off`; switchyard's default is off. */
-  readonly accessLog: string | null
+  /** `access_log PATH [FORMAT]`, or null for `off`; switchyard's default is off. */
+  readonly accessLog: AccessLog | null
+  /** Client-side limits, timeouts, access rules and real-ip (src/config/edge.ts). */
+  readonly edge: EdgeSettings
+}
+
+/** What switchyard enforces on clients. Timeouts are ms. The listener-wide ones
+ *  (client_header_timeout, keepalive_timeout, large_client_header_buffers) come from the
+ *  default server of each listen address, as nginx reads them before the Host is known. */
+export interface EdgeSettings {
+  /** `client_header_timeout`, default 60s: the whole request header must arrive → 408. */
+  readonly clientHeaderTimeout: Millis
+  /** `client_body_timeout`, default 60s: the longest gap between two body reads → 408. */
+  readonly clientBodyTimeout: Millis
+  /** `send_timeout`, default 60s: the longest a client may leave a response unread. */
+  readonly sendTimeout: Millis
+  /** `keepalive_timeout T`, default 75s; 0 turns client keep-alive off. */
+  readonly keepaliveTimeout: Millis
+  /** `large_client_header_buffers N SIZE`, default 4 8k: a request line over SIZE → 414,
+   *  a header line over SIZE → 400, all headers over N×SIZE → 431. */
+  readonly largeClientHeaderBuffers: { readonly number: number; readonly size: number }
+  /** `allow` / `deny` in config order, first match wins; inherited only when a level has none. */
+  readonly access: readonly AccessRule[]
+  /** `set_real_ip_from` (array rule, like access), `real_ip_header` (default X-Real-IP),
+   *  `real_ip_recursive` (default off). */
+  readonly realIp: RealIp
+}
+
+export interface AccessRule {
+  readonly allow: boolean
+  readonly cidr: Cidr
+}
+
+export interface RealIp {
+  readonly from: readonly Cidr[]
+  /** Lower-cased header name. */
+  readonly header: string
+  readonly recursive: boolean
 }
 
 /** `proxy_next_upstream`; default `error timeout`. */
@@ -185,4 +287,12 @@ export interface HeaderRule {
   /** Lower-cased name, for matching. */
   readonly key: string
   readonly value: Template
+}
+
+/** Where and how a location logs its requests. */
+export interface AccessLog {
+  /** Absolute path of the log file. */
+  readonly path: string
+  /** A `log_format` (default `combined`). */
+  readonly format: LogFormat
 }

@@ -117,11 +117,10 @@ export function isKnownVariable(name: string): boolean {
 
 const nameChar = /[A-Za-z0-9_]/
 
-/** Compile `text` (nginx string with `$name` / `${name}` references) into a Template.
- *  Throws `unknown "x" variable` or `invalid variable name` like nginx. */
-export function compileTemplate(text: string): Template {
-  const parts: Array<string | Getter> = []
-  const variables: string[] = []
+/** Split an nginx string into literal text and `$name` / `${name}` references.
+ *  Throws `invalid variable name` or the missing-bracket error like nginx. */
+export function splitVariables(text: string): Array<string | { variable: string }> {
+  const parts: Array<string | { variable: string }> = []
   let literal = ''
   let i = 0
   while (i < text.length) {
@@ -144,12 +143,19 @@ export function compileTemplate(text: string): Template {
     if (name === '') throw new Error('invalid variable name')
     if (literal) parts.push(literal)
     literal = ''
-    parts.push(variableGetter(name))
-    variables.push(name)
+    parts.push({ variable: name })
     i = j
   }
   if (literal) parts.push(literal)
+  return parts
+}
 
+/** Compile `text` (nginx string with `$name` / `${name}` references) into a Template.
+ *  Throws `unknown "x" variable` or `invalid variable name` like nginx. */
+export function compileTemplate(text: string): Template {
+  const split = splitVariables(text)
+  const variables = split.flatMap((p) => (typeof p === 'string' ? [] : [p.variable]))
+  const parts: Array<string | Getter> = split.map((p) => (typeof p === 'string' ? p : variableGetter(p.variable)))
   if (variables.length === 0) {
     return { text, constant: text, variables, evaluate: () => text }
   }

@@ -218,7 +218,7 @@ async function showPolicy(
     for (const row of rows) say(`  ${padEnd(row[0]!, width)}   ${row[1]}`)
     say()
   }
-  for (const line of table(outcomes, ports, weights, new Set())) say(`  ${line}`)
+  for (const line of table(outcomes, ports, weights, new Set(), keyed !== null)) say(`  ${line}`)
   say(`  ${summary(outcomes, paint)}`)
   say()
   return outcomes.every((o) => o.error === undefined)
@@ -308,13 +308,15 @@ function table(
   ports: readonly number[],
   weights: ReadonlyMap<number, number>,
   stopped: ReadonlySet<number>,
+  hashed = false,
 ): string[] {
   const counts = new Map<number, number>()
   for (const { port } of outcomes) if (port !== undefined) counts.set(port, (counts.get(port) ?? 0) + 1)
   const live = ports.filter((p) => !stopped.has(p))
   const liveWeight = live.reduce((sum, p) => sum + (weights.get(p) ?? 0), 0)
 
-  const rows = [['端口 port', '次数 count', 'weight', 'expected']]
+  // A hash follows the weights only on average over many keys; a few keys may not.
+  const rows = [['端口 port', '次数 count', 'weight', hashed ? 'on average' : 'expected']]
   for (const port of ports) {
     const weight = weights.get(port)
     let expected = '?'

@@ -1,57 +1,75 @@
-// `access_log PATH [combined]`: one line per request in nginx's combined format, written
-// through a buffered stream per file (shared by every location that names it).
+// `access_log PATH [FORMAT]`: one line per request through a buffered stream per file
+// (shared by every location that names it); the line is formatted by a compiled
+// `log_format` (config/log-format.ts).
 import { createWriteStream, type WriteStream } from 'node:fs'
-import type { IncomingMessage } from 'node:http'
+import type { AccessLog } from '../config/model.js'
+import type { UpstreamTry } from '../config/log-format.js'
+import type { RequestVars } from './request-vars.js'
 
-const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec']
-const pad = (n: number): string => (n < 10 ? `0${n}` : String(n))
-
-/** nginx's `$time_local`: `26/Nov/2026:10:00:00 +0000`. */
-export function timeLocal(d: Date): string {
-  const offset = -d.getTimezoneOffset()
-  const sign = offset >= 0 ? '+' : '-'
-  const abs = Math.abs(offset)
-  return `${pad(d.getDate())}/${months[d.getMonth()]}/${d.getFullYear()}:${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())} ${sign}${pad(Math.floor(abs / 60))}${pad(abs % 60)}`
+/** The line for a finished request: the request's variables plus what the end adds. */
+export function accessLine(log: AccessLog, vars: RequestVars, status: number, bodyBytesSent: number, requestTime: number, tries: readonly UpstreamTry[]): string {
+  return log.format.format(vars.finished(status, bodyBytesSent, requestTime, tries))
 }
 
-/** nginx escapes `"`, `\` and bytes outside printable ASCII as \xHH in log variables. */
-function escape(value: string): string {
-  // eslint-disable-next-line no-control-regex
-  return value.replace(/["\\\x00-\x1f\x7f-\uffff]/g, (c) => {
-    const code = c.charCodeAt(0)
-    return code > 0xff ? encodeURIComponent(c).replaceAll('%', '\\x') : `\\x${code.toString(16).toUpperCase().padStart(2, '0')}`
-  })
-}
+/** Bytes collected per file before a write; a partly filled buffer is written within
+ *  FLUSH_MS. One write per buffer instead of one per request keeps the file system off
+ *  the request path (nginx's `buffer=`/`flush=` defaults are 64k and on exit). */
+const BUFFER_BYTES = 64 * 1024
+const FLUSH_MS = 200
 
-const header = (req: IncomingMessage, name: string): string => {
-  const v = req.headers[name]
-  return v === undefined ? '-' : escape(Array.isArray(v) ? v.join(', ') : v)
-}
+class BufferedFile {
+  private readonly stream: WriteStream
+  private pending: string[] = []
+  private size = 0
+  private timer: NodeJS.Timeout | null = null
 
-/** One combined-format line. */
-export function combinedLine(req: IncomingMessage, remoteAddr: string, status: number, bodyBytes: number, at: Date): string {
-  const request = escape(`${req.method} ${req.url} HTTP/${req.httpVersion}`)
-  return `${remoteAddr} - - [${timeLocal(at)}] "${request}" ${status} ${bodyBytes} "${header(req, 'referer')}" "${header(req, 'user-agent')}"\n`
+  constructor(path: string) {
+    this.stream = createWriteStream(path, { flags: 'a' })
+    this.stream.on('error', (err) => process.stderr.write(`switchyard: access log ${path}: ${err.message}\n`))
+  }
+
+  write(line: string): void {
+    this.pending.push(line)
+    this.size += line.length
+    if (this.size >= BUFFER_BYTES) this.flush()
+    else if (this.timer === null) {
+      this.timer = setTimeout(() => this.flush(), FLUSH_MS)
+      this.timer.unref()
+    }
+  }
+
+  flush(): void {
+    if (this.timer !== null) clearTimeout(this.timer)
+    this.timer = null
+    if (this.pending.length === 0) return
+    this.stream.write(this.pending.join(''))
+    this.pending = []
+    this.size = 0
+  }
+
+  end(): Promise<void> {
+    this.flush()
+    return new Promise((resolve) => this.stream.end(resolve))
+  }
 }
 
 /** The open access log files, by path. */
 export class AccessLogs {
-  private readonly files = new Map<string, WriteStream>()
+  private readonly files = new Map<string, BufferedFile>()
 
   write(path: string, line: string): void {
     let file = this.files.get(path)
     if (file === undefined) {
-      file = createWriteStream(path, { flags: 'a' })
-      file.on('error', (err) => process.stderr.write(`switchyard: access log ${path}: ${err.message}\n`))
+      file = new BufferedFile(path)
       this.files.set(path, file)
     }
     file.write(line)
   }
 
-  /** Close every file (flushing what is buffered); reopened on the next write (SIGUSR1). */
+  /** Flush and close every file; reopened on the next write (SIGUSR1, after rotation). */
   async close(): Promise<void> {
     const files = [...this.files.values()]
     this.files.clear()
-    await Promise.all(files.map((f) => new Promise<void>((resolve) => f.end(resolve))))
+    await Promise.all(files.map((f) => f.end()))
   }
 }

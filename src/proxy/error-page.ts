@@ -1,6 +1,7 @@
 // Responses switchyard writes itself, shaped like nginx's (same status lines, a small
 // HTML body), so clients and monitoring see what they saw behind nginx.
 import { STATUS_CODES, type ServerResponse } from 'node:http'
+import { markClosing } from './edge.js'
 
 const pages = new Map<number, Buffer>()
 
@@ -39,6 +40,7 @@ export function sendErrorPage(res: ServerResponse, status: number, close = false
   if (close) {
     headers.connection = 'close'
     res.shouldKeepAlive = false
+    markClosing(res.socket)
   }
   res.writeHead(status, statusText(status), headers)
   const head = res.req.method === 'HEAD'

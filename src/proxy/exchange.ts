@@ -12,7 +12,9 @@ import { Selection, type Environment } from '../upstream/upstream.js'
 import {
   classifyError, classifyStatus, countsAsPeerFailure, isNonIdempotent, listedInNextUpstream, type Failure,
 } from './classify.js'
-import { combinedLine } from './access-log.js'
+import type { UpstreamTry } from '../config/log-format.js'
+import { accessLine } from './access-log.js'
+import { upstreamFramingError } from './edge.js'
 import { sendErrorPage } from './error-page.js'
 import { responseHeaders } from './headers.js'
 import { BodyTooLargeError, RequestBody, type AttemptBody } from './request-body.js'
@@ -55,6 +57,9 @@ export class Exchange {
   private over = false
   /** Response body bytes sent to the client (`$body_bytes_sent`). */
   private bytesSent = 0
+  /** With an access log: every attempt, for `$upstream_*`, and when the request began. */
+  private readonly tries: Attempt[] | null
+  private readonly began: number
 
   constructor(ctx: ProxyContext, target: ProxyTarget, req: IncomingMessage, res: ServerResponse, vars: RequestVars) {
     this.ctx = ctx
@@ -68,6 +73,9 @@ export class Exchange {
     this.hasBody = cl > 0 || req.headers['transfer-encoding'] !== undefined
     const limit = target.settings.proxyNextUpstreamTries
     this.triesLeft = limit === 0 ? target.upstream.maxTries : Math.min(limit, target.upstream.maxTries)
+    const logging = target.settings.accessLog !== null
+    this.tries = logging ? [] : null
+    this.began = logging ? performance.now() : 0
   }
 
   start(): void {
@@ -100,8 +108,9 @@ export class Exchange {
       return this.giveUp()
     }
     const body = this.body === null ? null : this.body.reader()
-    const attempt = new Attempt(this, peer, body, this.selection.now)
+    const attempt = new Attempt(this, peer, body, this.selection.now, this.tries !== null)
     this.attempt = attempt
+    this.tries?.push(attempt)
     const read = this.target.settings.proxyReadTimeout
     this.target.pools[peer.id]!.dispatch({
       path: this.path,
@@ -119,7 +128,18 @@ export class Exchange {
    *  tries remain; anything else is committed to the client. */
   onResponseHeaders(attempt: Attempt, status: number, raw: Buffer[], resume: () => void): boolean {
     if (attempt !== this.attempt || this.over) return false
-    attempt.peer.stats.response(status, (performance.now() - attempt.startedAt) / 1000)
+    const framing = upstreamFramingError(raw)
+    if (framing !== null) {
+      // Aborting a response in progress makes undici destroy the connection.
+      const err = Object.assign(new Error(framing), { code: 'HPE_UNEXPECTED_CONTENT_LENGTH' })
+      attempt.abort(err)
+      this.onAttemptError(attempt, err)
+      return false
+    }
+    const at = performance.now()
+    attempt.peer.stats.response(status, (at - attempt.startedAt) / 1000)
+    attempt.status = status
+    attempt.headerAt = at
     const failure = classifyStatus(status, this.target.settings.proxyNextUpstream)
     if (failure !== null && this.triesLeft > 1 && this.mayMoveOn(failure)) {
       this.attemptFailed(attempt, failure)
@@ -149,7 +169,20 @@ export class Exchange {
     this.bytesSent += chunk.length
     if (this.res.write(chunk)) return true
     this.res.once('drain', this.onDrain)
+    // send_timeout: the client must take some of the response within this time, or the
+    // connection is closed (the upstream request is aborted through onClientClose).
+    const ms = this.target.settings.edge.sendTimeout
+    if (ms > 0) this.sendTimer = setTimeout(this.onSendTimeout, ms)
     return false
+  }
+
+  private sendTimer: NodeJS.Timeout | null = null
+
+  private readonly onSendTimeout = (): void => {
+    this.sendTimer = null
+    if (this.over) return
+    this.ctx.log.info(`client timed out (send_timeout) while sending response to client${this.where()}`)
+    this.res.destroy()
   }
 
   onResponseEnd(attempt: Attempt): void {
@@ -203,6 +236,7 @@ export class Exchange {
 
   private attemptFailed(attempt: Attempt, failure: Failure): void {
     this.failure = failure
+    if (failure.type !== 'http_status') attempt.status = failure.status
     this.triesLeft--
     // nginx stops at the first failure of a one-server upstream (nothing else to try).
     if (!attempt.peer.countsFailures) this.triesLeft = 0
@@ -222,6 +256,7 @@ export class Exchange {
     if (attempt.released) return
     attempt.released = true
     attempt.failed = failed
+    if (attempt.timed) attempt.endedAt = performance.now()
     const now = this.ctx.env.now()
     attempt.responseTime = now - attempt.dispatchedAt
     this.target.upstream.release(attempt.peer, failed, now, reason, attempt)
@@ -251,11 +286,17 @@ export class Exchange {
   }
 
   private logAccess(status: number): void {
-    const path = this.target.settings.accessLog
-    if (path !== null) this.ctx.accessLog(path, combinedLine(this.req, this.vars.remoteAddr, status, this.bytesSent, new Date()))
+    const log = this.target.settings.accessLog
+    if (log === null) return
+    const tries = this.tries!.map((a) => a.try())
+    this.ctx.accessLog(log.path, accessLine(log, this.vars, status, this.bytesSent, (performance.now() - this.began) / 1000, tries))
   }
 
   private readonly onDrain = (): void => {
+    if (this.sendTimer !== null) {
+      clearTimeout(this.sendTimer)
+      this.sendTimer = null
+    }
     this.attempt?.resume?.()
   }
 
@@ -293,8 +334,16 @@ export class Attempt implements Outcome {
   failed = false
   released = false
   resume: (() => void) | null = null
-  /** performance.now() when the attempt was dispatched. */
+  /** performance.now() when the attempt was dispatched, connected, got its header, ended
+   *  (-1 until then; connect and end only when `timed`, for the access log). */
   readonly startedAt = performance.now()
+  connectedAt = -1
+  headerAt = -1
+  endedAt = -1
+  /** The status the upstream answered, or the one switchyard answered for this try. */
+  status = 0
+  /** Record the timings `$upstream_*` need. */
+  readonly timed: boolean
   /** The injected clock when the attempt was dispatched (nginx's `u->start_time`). */
   readonly dispatchedAt: number
   /** ms to the response header, once the response is committed to this attempt. */
@@ -304,7 +353,8 @@ export class Attempt implements Outcome {
   private abortFn: ((reason?: Error) => void) | null = null
   private pendingAbort: Error | null = null
 
-  constructor(exchange: Exchange, peer: Peer, body: AttemptBody | null, dispatchedAt: number) {
+  constructor(exchange: Exchange, peer: Peer, body: AttemptBody | null, dispatchedAt: number, timed: boolean) {
+    this.timed = timed
     this.exchange = exchange
     this.peer = peer
     this.body = body
@@ -316,7 +366,14 @@ export class Attempt implements Outcome {
     else this.pendingAbort = reason
   }
 
+  /** This try as `$upstream_addr`, `$upstream_status` and the `$upstream_*_time`s see it. */
+  try(): UpstreamTry {
+    const since = (t: number): number | null => (t < 0 ? null : (t - this.startedAt) / 1000)
+    return { addr: this.peer.address, status: this.status || 502, connectTime: since(this.connectedAt), headerTime: since(this.headerAt), responseTime: since(this.endedAt) }
+  }
+
   onConnect(abort: (reason?: Error) => void): void {
+    if (this.timed) this.connectedAt = performance.now()
     this.abortFn = abort
     if (this.pendingAbort !== null) abort(this.pendingAbort)
   }

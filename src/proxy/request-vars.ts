@@ -1,6 +1,7 @@
 // The per-request facts that variables, policies and logs read. Addresses are looked up
 // only when something asks for them (most configs never do on the hot path).
 import type { IncomingMessage } from 'node:http'
+import type { LogVariables, UpstreamTry } from '../config/log-format.js'
 import type { RequestVariables } from '../config/variables.js'
 
 /** What the listening socket knows about itself. */
@@ -9,7 +10,7 @@ export interface ListenerInfo {
   readonly port: number
 }
 
-export class RequestVars implements RequestVariables {
+export class RequestVars implements RequestVariables, LogVariables {
   readonly req: IncomingMessage
   readonly scheme: string
   readonly serverPort: number
@@ -17,6 +18,12 @@ export class RequestVars implements RequestVariables {
   proxyHost = ''
   readonly path: string
   readonly args: string
+  // What an access log line adds once the request is over (see `finished`).
+  status = 0
+  bodyBytesSent = 0
+  requestTime = 0
+  ended = 0
+  tries: readonly UpstreamTry[] = noTries
 
   constructor(req: IncomingMessage, listener: ListenerInfo) {
     this.req = req
@@ -28,8 +35,22 @@ export class RequestVars implements RequestVariables {
     this.args = q === -1 ? '' : url.slice(q + 1)
   }
 
+  /** Record how the request ended, for `$status`, `$body_bytes_sent`, `$request_time`,
+   *  the times and `$upstream_*`. */
+  finished(status: number, bodyBytesSent: number, requestTime: number, tries: readonly UpstreamTry[]): this {
+    this.status = status
+    this.bodyBytesSent = bodyBytesSent
+    this.requestTime = requestTime
+    this.ended = Date.now()
+    this.tries = tries
+    return this
+  }
+
+  /** The client address from `real_ip_header`, when a trusted peer sent one. */
+  realAddr: string | null = null
+
   get remoteAddr(): string {
-    return plainAddress(this.req.socket.remoteAddress)
+    return this.realAddr ?? plainAddress(this.req.socket.remoteAddress)
   }
 
   get remotePort(): number {
@@ -40,6 +61,8 @@ export class RequestVars implements RequestVariables {
     return plainAddress(this.req.socket.localAddress)
   }
 }
+
+const noTries: readonly UpstreamTry[] = []
 
 /** `::ffff:127.0.0.1` (an IPv4 client on a dual-stack socket) is `127.0.0.1` to nginx. */
 export function plainAddress(address: string | undefined): string {

@@ -8,6 +8,7 @@ import { hostVariable } from '../config/variables.js'
 import { LocationMatcher, ServerSelector } from '../proxy/router.js'
 import type { RequestVars } from '../proxy/request-vars.js'
 import { ProxyTarget } from '../proxy/target.js'
+import { HealthChecker } from '../upstream/health-check.js'
 import { createPeerPool } from '../upstream/peer-pool.js'
 import { Upstream } from '../upstream/upstream.js'
 
@@ -52,12 +53,26 @@ export class Generation {
   private retired = false
   private closed: Promise<void> | null = null
   private onIdle: (() => void) | null = null
+  /** Active health checkers by upstream name: one per upstream with a `health_check`
+   *  (every location proxying there shares it). Started by `startHealthChecks`, stopped
+   *  when the generation retires. */
+  readonly healthCheckers: ReadonlyMap<string, HealthChecker>
 
-  constructor(config: Config) {
+  /** `previous`: the generation this one replaces (health states carry over with
+   *  `health_check … mandatory persistent`). */
+  constructor(config: Config, previous?: Generation) {
     this.config = config
     const upstreams = new Map<string, Upstream>()
     for (const [name, uc] of config.http.upstreams) upstreams.set(name, new Upstream(uc))
     this.upstreams = upstreams
+    const checkers = new Map<string, HealthChecker>()
+    for (const [name, upstream] of upstreams) {
+      const check = upstream.config.healthCheck
+      if (check === undefined) continue
+      const before = previous?.healthCheckers.get(name)
+      checkers.set(name, new HealthChecker(upstream, check, before === undefined ? {} : { previous: before }))
+    }
+    this.healthCheckers = checkers
 
     // Pools are shared by every location with the same connect timeout.
     const poolSets = new Map<string, Pool[]>()
@@ -127,8 +142,16 @@ export class Generation {
     return this.active
   }
 
-  /** No new requests will come: close the pools once the last running request ends. */
+  /** This generation serves now: begin its active health checks. */
+  startHealthChecks(): void {
+    if (this.retired) return
+    for (const checker of this.healthCheckers.values()) checker.start()
+  }
+
+  /** No new requests will come: stop probing at once, and close the pools once the last
+   *  running request ends. */
   retire(): Promise<void> {
+    for (const checker of this.healthCheckers.values()) checker.stop()
     if (this.closed !== null) return this.closed
     this.retired = true
     this.closed = new Promise<void>((resolve) => {
@@ -143,6 +166,7 @@ export class Generation {
 
   /** Close every pool now, aborting whatever is in flight. */
   async destroy(): Promise<void> {
+    for (const checker of this.healthCheckers.values()) checker.stop()
     await Promise.allSettled(this.pools.map((p) => p.destroy()))
   }
 }

@@ -20,6 +20,8 @@ export const WORKER_ENV = {
   config: 'SWITCHYARD_WORKER_CONFIG',
   changes: 'SWITCHYARD_WORKER_CHANGES',
   generation: 'SWITCHYARD_WORKER_GENERATION',
+  /** '1' when the primary has an admin listener that will scrape the workers. */
+  metrics: 'SWITCHYARD_WORKER_METRICS',
 } as const
 
 export function isMessage<T extends { type: string }>(value: unknown): value is T {

@@ -48,6 +48,8 @@ export class Primary {
   private readonly changes = new Map<string, PeerChange>()
   private admin: Server | null = null
   private shuttingDown = false
+  /** An admin listener will scrape the workers' metrics. */
+  private scraped = false
   private reloading: Promise<void> = Promise.resolve()
   private requestId = 0
   private readonly registry = new Registry()
@@ -69,6 +71,7 @@ export class Primary {
 
   /** Start the first workers; throws if they cannot start (nothing is left running). */
   async start(admin: AdminOptions | null): Promise<void> {
+    this.scraped = admin !== null
     await this.spawn(workerCount(this.config))
     if (admin !== null) this.admin = await startAdmin(this.backend(), admin)
     await this.writePid()
@@ -105,6 +108,7 @@ export class Primary {
       [WORKER_ENV.config]: this.file,
       [WORKER_ENV.changes]: JSON.stringify([...this.changes]),
       [WORKER_ENV.generation]: String(generation),
+      [WORKER_ENV.metrics]: this.scraped ? '1' : '0',
     })
     this.workers.set(worker, { generation, retiring: false })
     return worker

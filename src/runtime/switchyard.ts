@@ -11,13 +11,17 @@ import { createLogger, type Logger } from '../log.js'
 import { apiState, applyChange, peerView, sameServers, upstreamView, type PeerChange, type PeerView, type UpstreamView } from '../admin/api.js'
 import { createMetrics, reloadCounts, type Metrics } from '../admin/metrics.js'
 import { startAdmin, type AdminBackend, type AdminOptions } from '../admin/server.js'
-import { AccessLogs, combinedLine } from '../proxy/access-log.js'
+import { accessLine, AccessLogs } from '../proxy/access-log.js'
 import { sendErrorPage } from '../proxy/error-page.js'
 import { Exchange, type ProxyContext } from '../proxy/exchange.js'
 import { RequestVars } from '../proxy/request-vars.js'
 import { Tunnel } from '../proxy/upgrade.js'
 import { systemEnvironment, type Environment } from '../upstream/upstream.js'
 import { Generation, listenKey } from './generation.js'
+import type { EdgeSettings } from '../config/model.js'
+import { DEFAULT_EDGE } from '../config/edge.js'
+import { accessDenied, armBodyTimeout, checkRequest, isClosing, markClosing, realAddress } from '../proxy/edge.js'
+import { applyListenerEdge, CHECK_INTERVAL, listenerEdges } from './listener-edge.js'
 
 export interface SwitchyardOptions {
   /** Path of the nginx-syntax config file. */
@@ -31,6 +35,9 @@ export interface SwitchyardOptions {
   /** `single` (default): this process is all of switchyard (writes the pid file, counts
    *  reloads). `worker`: one of several workers under a primary, which does those. */
   readonly role?: 'single' | 'worker'
+  /** Collect prom-client's process metrics (default: when this process has an admin
+   *  listener; a worker is told by its primary). */
+  readonly processMetrics?: boolean
 }
 
 export interface Switchyard {
@@ -67,8 +74,9 @@ export async function startSwitchyard(options: SwitchyardOptions): Promise<Switc
   const config = await loadConfig(options.configFile)
   if (ownLogger) log.configure(config.main.errorLog.path, config.main.errorLog.level)
   const role = options.role ?? 'single'
-  const runtime = new Runtime(options.configFile, log, options.env ?? systemEnvironment, watchPeers(new Generation(config), log), ownLogger, role)
+  const runtime = new Runtime(options.configFile, log, options.env ?? systemEnvironment, watchPeers(new Generation(config), log), ownLogger, role, options.processMetrics ?? options.admin !== undefined)
   await runtime.bindListeners(runtime.generation)
+  runtime.generation.startHealthChecks()
   if (options.admin !== undefined) {
     try {
       await runtime.startAdmin(options.admin)
@@ -86,6 +94,8 @@ interface Listener {
   readonly key: string
   readonly server: Server
   port: number
+  /** The default server's edge settings (see listener-edge.ts). */
+  edge: EdgeSettings
 }
 
 class Runtime implements Switchyard {
@@ -112,7 +122,7 @@ class Runtime implements Switchyard {
 
   private readonly role: 'single' | 'worker'
 
-  constructor(file: string, log: Logger, env: Environment, generation: Generation, ownLogger: boolean, role: 'single' | 'worker') {
+  constructor(file: string, log: Logger, env: Environment, generation: Generation, ownLogger: boolean, role: 'single' | 'worker', processMetrics: boolean) {
     this.role = role
     this.file = file
     this.log = log
@@ -124,7 +134,7 @@ class Runtime implements Switchyard {
       requestsInFlight: () => this.inFlight,
       clientConnections: () => this.sockets.size,
       now: env.now,
-    }, { reloads: role === 'single' })
+    }, { reloads: role === 'single', process: processMetrics })
   }
 
   // ── admin ─────────────────────────────────────────────────────────────────────
@@ -227,21 +237,44 @@ class Runtime implements Switchyard {
   }
 
   private handleRequest(listener: Listener, req: IncomingMessage, res: ServerResponse): void {
-    countRequest(req.socket)
+    const socket = req.socket
+    // Pipelined behind an answer that closes this connection: never served (the socket
+    // is closed once that answer is out).
+    if (isClosing(socket)) return
+    countRequest(socket)
+    const invalid = checkRequest(req, listener.edge)
+    if (invalid !== 0) return this.refuse(req, res, invalid, 'client sent invalid request')
     const gen = this.generation
     const vars = new RequestVars(req, { scheme: 'http', port: listener.port })
     const found = gen.route(listener.key, vars)
+    if (found !== null) {
+      const { edge } = found.route.settings
+      if (edge.realIp.from.length !== 0) vars.realAddr = realAddress(vars.remoteAddr, edge.realIp, req)
+      if (accessDenied(edge.access, vars.remoteAddr)) {
+        return this.refuse(req, res, 403, `access forbidden by rule, client: ${vars.remoteAddr}, server: ${vars.serverName}, request: "${req.method} ${req.url} HTTP/${req.httpVersion}"`)
+      }
+      if (edge.keepaliveTimeout === 0) res.shouldKeepAlive = false
+    }
     if (found === null || found.route.target === null) {
       // No proxy_pass here: nginx would look for a file under `root`; switchyard serves none.
       if (this.closing) res.shouldKeepAlive = false
       const bytes = sendErrorPage(res, 404, req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined)
       const log = found?.route.settings.accessLog ?? null
-      if (log !== null) this.accessLogs.write(log, combinedLine(req, vars.remoteAddr, 404, bytes, new Date()))
+      if (log !== null) this.accessLogs.write(log.path, accessLine(log, vars, 404, bytes, 0, []))
       return
     }
+    armBodyTimeout(req, found.route.settings.edge.clientBodyTimeout)
     gen.enter()
     this.inFlight++
     new Exchange(this.context(gen), found.route.target, req, res, vars).start()
+  }
+
+  /** Answer a request switchyard will not pass on, and close the connection: an unread
+   *  body behind it is never parsed as a request (markClosing). */
+  private refuse(req: IncomingMessage, res: ServerResponse, status: number, why: string): void {
+    this.log.log(status === 403 ? 'error' : 'info', why)
+    markClosing(req.socket)
+    sendErrorPage(res, status, true)
   }
 
   private handleUpgrade(listener: Listener, req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -317,16 +350,28 @@ class Runtime implements Switchyard {
       throw err
     }
     for (const l of opened) this.listeners.set(l.key, l)
+    if (gen === this.generation) this.applyEdges(gen)
+  }
+
+  /** Give every listener the limits of `gen`'s default server for its address. */
+  private applyEdges(gen: Generation): void {
+    const edges = listenerEdges(gen.config)
+    for (const l of this.listeners.values()) {
+      l.edge = edges.get(l.key) ?? DEFAULT_EDGE
+      applyListenerEdge(l.server, l.edge)
+    }
   }
 
   private listen(key: string, host: string, port: number): Promise<Listener> {
-    const server = createServer()
-    // nginx's defaults: keepalive_timeout 75s, client_header_timeout 60s; no cap on the
-    // whole upload (Node's 300 s requestTimeout would cut slow large bodies).
-    server.keepAliveTimeout = 75_000
-    server.headersTimeout = 60_000
+    // Host is checked in checkRequest (Node's own 400 for a missing Host would still let
+    // requests pipelined behind it through).
+    const server = createServer({ requireHostHeader: false, connectionsCheckingInterval: CHECK_INTERVAL })
+    // nginx's defaults: keepalive_timeout 75s, client_header_timeout 60s (applyEdges sets
+    // the configured ones); no cap on the whole upload (Node's 300 s requestTimeout would
+    // cut slow large bodies).
+    applyListenerEdge(server, DEFAULT_EDGE)
     server.requestTimeout = 0
-    const listener: Listener = { key, server, port }
+    const listener: Listener = { key, server, port, edge: DEFAULT_EDGE }
     server.on('connection', (socket: Socket) => {
       this.sockets.add(socket)
       socket.once('close', () => this.sockets.delete(socket))
@@ -335,6 +380,9 @@ class Runtime implements Switchyard {
     server.on('upgrade', (req, socket, head) => this.handleUpgrade(listener, req, socket, head))
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
       if (!socket.writable) return socket.destroy()
+      // Bytes after an answer that closes (an unframeable body): that answer is the last
+      // thing this connection gets; it closes once the answer is out.
+      if (isClosing(socket as Socket)) return
       const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400
       socket.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Time-out' : 'Bad Request'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`)
     })
@@ -367,7 +415,7 @@ class Runtime implements Switchyard {
     let gen: Generation
     try {
       const config = await loadConfig(this.file)
-      gen = watchPeers(new Generation(config), this.log)
+      gen = watchPeers(new Generation(config, this.generation), this.log)
       await this.bindListeners(gen)
     } catch (err) {
       const message = (err as Error).message
@@ -379,6 +427,8 @@ class Runtime implements Switchyard {
     const old = this.generation
     this.carryChanges(old, gen)
     this.generation = gen
+    this.applyEdges(gen)
+    gen.startHealthChecks()
     this.metrics.reload('ok')
     if (this.ownLogger) this.log.configure(gen.config.main.errorLog.path, gen.config.main.errorLog.level)
     for (const [key, l] of this.listeners) {
@@ -450,7 +500,11 @@ class Runtime implements Switchyard {
 /** Log peer health transitions the way nginx does. */
 function watchPeers(gen: Generation, log: Logger): Generation {
   for (const upstream of gen.upstreams.values()) {
-    upstream.onPeerEvent(({ peer, reason }) => {
+    upstream.onPeerEvent(({ peer, reason, state, check }) => {
+      if (check === 'active') {
+        const line = `peer ${peer.address} ${state} (active: ${reason}) in upstream "${upstream.name}"`
+        return state === 'down' ? log.warn(line) : log.notice(line)
+      }
       log.warn(`upstream server temporarily disabled: ${peer.name} in upstream "${upstream.name}" (${reason}, ${peer.fails}/${peer.maxFails} fails, back in ${peer.failTimeout / 1000}s)`)
     })
   }

@@ -17,7 +17,7 @@ export async function runWorker(): Promise<void> {
   const log = createLogger()
   let sy
   try {
-    sy = await startSwitchyard({ configFile: file, logger: log, role: 'worker' })
+    sy = await startSwitchyard({ configFile: file, logger: log, role: 'worker', processMetrics: process.env[WORKER_ENV.metrics] === '1' })
   } catch (err) {
     send({ type: 'sy:failed', error: (err as Error).message })
     process.exit(1)

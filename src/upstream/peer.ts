@@ -6,8 +6,9 @@ import { PeerStats } from './stats.js'
 
 /** Why a peer takes no new requests. Derived reasons (`max_fails`, `max_conns`) are
  *  computed from counters; the others are held in `Peer.reasons` (`api_down` and
- *  `draining` are set through the runtime API). */
-export type UnavailableReason = 'config_down' | 'api_down' | 'draining' | 'max_fails' | 'max_conns'
+ *  `draining` are set through the runtime API; `active_check` by the health checker,
+ *  src/upstream/health-check.ts). */
+export type UnavailableReason = 'config_down' | 'api_down' | 'draining' | 'active_check' | 'max_fails' | 'max_conns'
 
 export class Peer {
   /** Index in the upstream's server list (config order); stable for the upstream's life. */

@@ -16,8 +16,19 @@ export interface Environment {
 
 export const systemEnvironment: Environment = { now: Date.now, random: Math.random }
 
-/** Told when a peer's passive health changes (logs subscribe; later metrics too). */
-export type PeerListener = (event: { upstream: Upstream; peer: Peer; state: 'down'; reason: string }) => void
+/** A peer's health changed. `check` says which check saw it: `passive` (a failed
+ *  request, max_fails reached; `reason` is the failure) or `active` (the health checker;
+ *  `reason` is e.g. `connect refused, 1/1 fails` or `2/2 passes`). */
+export interface PeerEvent {
+  upstream: Upstream
+  peer: Peer
+  state: 'down' | 'up'
+  reason: string
+  check?: 'passive' | 'active'
+}
+
+/** Told when a peer's health changes (logs subscribe; later metrics too). */
+export type PeerListener = (event: PeerEvent) => void
 
 export class Upstream {
   readonly name: string
@@ -51,6 +62,11 @@ export class Upstream {
 
   onPeerEvent(listener: PeerListener): void {
     this.listeners.push(listener)
+  }
+
+  /** Tell every listener about a transition (the health checker reports through this). */
+  emitPeerEvent(event: Omit<PeerEvent, 'upstream'>): void {
+    for (const listener of this.listeners) listener({ upstream: this, ...event })
   }
 
   /** The next peer for a request, or undefined when no peer is eligible ("no live

@@ -41,3 +41,66 @@ http {
     await u!.close()
   }
 })
+
+// A log_format with the $upstream_* lists: a request that failed over shows both tries,
+// parsed back and compared with what was sent; escape=json keeps a quote in the UA valid.
+test('log_format with $upstream_* and escape=json, parsed back', async () => {
+  const [u] = await upstreams(1)
+  const dead = await freePort()
+  const dir = await tempDir()
+  const log = join(dir, 'json.log')
+  const port = await freePort()
+  const { proc } = await startSwitchyard(`events {}
+http {
+  log_format j escape=json '{"status":$status,"request":"$request","ua":"$http_user_agent",'
+                           '"upstream_addr":"$upstream_addr","upstream_status":"$upstream_status",'
+                           '"upstream_response_time":"$upstream_response_time","request_time":$request_time,'
+                           '"bytes":$body_bytes_sent,"time":"$time_iso8601"}';
+  upstream app { server 127.0.0.1:${dead}; server 127.0.0.1:${u!.port}; }
+  server {
+    listen 127.0.0.1:${port};
+    access_log ${log} j;
+    location / { proxy_pass http://app; }
+  }
+}
+`)
+  try {
+    const sent = [
+      { path: '/first?x=1', ua: 'agent "one"' },
+      { path: '/second', ua: 'agent two' },
+    ]
+    const replies: Array<{ body: Buffer }> = []
+    for (const s of sent) replies.push(await send(port, { path: s.path, headers: { 'user-agent': s.ua } }))
+    proc.signal('SIGQUIT')
+    assert.equal(await proc.exited, 0)
+    const lines = (await readFile(log, 'utf8')).trim().split('\n').map((l) => JSON.parse(l))
+    assert.equal(lines.length, 2)
+    lines.forEach((line, i) => {
+      assert.equal(line.status, 200)
+      assert.equal(line.request, `GET ${sent[i]!.path} HTTP/1.1`)
+      assert.equal(line.ua, sent[i]!.ua)
+      assert.equal(line.bytes, replies[i]!.body.length)
+      assert.ok(line.request_time >= 0 && line.request_time < 5)
+      assert.match(line.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d$/)
+    })
+    // The first request tried the dead server (502) and then the live one (200).
+    assert.equal(lines[0].upstream_addr, `127.0.0.1:${dead}, 127.0.0.1:${u!.port}`)
+    assert.equal(lines[0].upstream_status, '502, 200')
+    assert.match(lines[0].upstream_response_time, /^\d+\.\d{3}, \d+\.\d{3}$/)
+    // The dead server is out for fail_timeout: the second went straight to the live one.
+    assert.equal(lines[1].upstream_addr, `127.0.0.1:${u!.port}`)
+    assert.equal(lines[1].upstream_status, '200')
+  } finally {
+    await proc.stop()
+    await u!.close()
+  }
+})
+
+// log_format errors name file and line.
+test('an access_log naming an undefined format is a config error', async () => {
+  const { runCli, writeConfig } = await import('../helpers/switchyard.js')
+  const file = await writeConfig('events {}\nhttp {\n  access_log /tmp/x.log nope;\n}\n')
+  const r = await runCli(['-t', '-c', file])
+  assert.equal(r.code, 1)
+  assert.match(r.stderr, new RegExp(`unknown log format "nope" in ${file}:3`))
+})

@@ -141,3 +141,32 @@ test('a dead server is reported out with the reason max_fails', async () => {
   assert.match(m.text, new RegExp(`switchyard_upstream_peer_unavailable\\{upstream="servers_list",server="127.0.0.1:${ups[2]!.port}",reason="max_fails"\\} 1`))
   assert.match(m.text, /switchyard_upstream_retries_total\{upstream="servers_list",cause="error"\} 1/)
 })
+
+// `admin_listen` is the config form of --admin (with its token).
+test('admin_listen in the config starts the admin listener', async () => {
+  const [u] = await upstreams(1)
+  const p = await freePort()
+  const a = await freePort()
+  const { proc: other } = await startSwitchyard(`admin_listen 127.0.0.1:${a} token=t0k;
+events {}
+http {
+  upstream app { server 127.0.0.1:${u!.port}; }
+  server { listen 127.0.0.1:${p}; location / { proxy_pass http://app; } }
+}
+`)
+  try {
+    await other.waitFor('admin listener')
+    const saved = admin
+    admin = a
+    try {
+      assert.equal((await call('GET', '/api/upstreams')).json.app.peers.length, 1)
+      assert.equal((await call('PATCH', '/api/upstreams/app/servers/0', { down: true })).status, 401)
+      assert.equal((await call('PATCH', '/api/upstreams/app/servers/0', { down: true }, 't0k')).status, 200)
+    } finally {
+      admin = saved
+    }
+  } finally {
+    await other.stop()
+    await u!.close()
+  }
+})

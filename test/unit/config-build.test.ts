@@ -80,7 +80,7 @@ for (const [fixture, ip] of [['good/tutorial.conf', '192.168.14.93'], ['good/tut
 // Every default from model.ts when nothing is written.
 test('defaults match model.ts', async () => {
   const config = await build('http { server { location / { proxy_pass http://127.0.0.1:4000; } } }')
-  assert.deepEqual(config.main, { workerProcesses: 1, pid: null, errorLog: { path: 'stderr', level: 'notice' } })
+  assert.deepEqual(config.main, { workerProcesses: 1, pid: null, errorLog: { path: 'stderr', level: 'notice' }, admin: null })
   assert.equal(config.events.workerConnections, 512)
   const server = config.http.servers[0]!
   assert.deepEqual(server.serverNames, [''])
@@ -117,10 +117,12 @@ test('main, events and log directives', async () => {
     workerProcesses: 'auto',
     pid: '/etc/switchyard/run/switchyard.pid',
     errorLog: { path: '/etc/switchyard/logs/error.log', level: 'warn' },
+    admin: null,
   })
   assert.equal(config.events.workerConnections, 4096)
-  assert.equal(config.http.servers[0]!.settings.accessLog, '/etc/switchyard/logs/access.log')
-  assert.equal(at(config, '/a').accessLog, '/var/log/a.log')
+  assert.equal(config.http.servers[0]!.settings.accessLog?.path, '/etc/switchyard/logs/access.log')
+  assert.equal(config.http.servers[0]!.settings.accessLog?.format.name, 'combined')
+  assert.equal(at(config, '/a').accessLog?.path, '/var/log/a.log')
   assert.equal(at(config, '/b').accessLog, null)
   // error_log without a level logs at `error`, as in nginx.
   assert.deepEqual((await build('error_log stderr;')).main.errorLog, { path: 'stderr', level: 'error' })
@@ -368,3 +370,11 @@ for (const s of snippets) {
     }
   })
 }
+
+// admin_listen: the config form of --admin, with its token; bad addresses are config errors.
+test('admin_listen', async () => {
+  assert.deepEqual((await build('admin_listen 9090;\nevents {}\n')).main.admin, { host: '127.0.0.1', port: 9090 })
+  assert.deepEqual((await build('admin_listen [::1]:9091 token=s3;\nevents {}\n')).main.admin, { host: '::1', port: 9091, token: 's3' })
+  await assert.rejects(build('admin_listen nope;\nevents {}\n'), /invalid value "nope" in "admin_listen" directive/)
+  await assert.rejects(build('admin_listen 9090 colour=red;\nevents {}\n'), /invalid parameter "colour=red"/)
+})

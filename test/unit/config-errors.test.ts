@@ -70,7 +70,7 @@ const cases: Case[] = [
   { what: 'stream block', text: 'events {}\nstream {}', error: '"stream" directive is not supported by switchyard yet in {file}:2' },
   { what: 'error_log where only nginx allows it', text: H('error_log x.log;'), error: '"error_log" directive is not supported inside "http" by switchyard yet in {file}:3' },
   { what: 'nested location', text: L('location /b {}'), error: '"location" directive is not supported inside "location" by switchyard yet in {file}:6' },
-  { what: "the client-side keepalive_timeout (only the upstream one is supported)", text: H('keepalive_timeout 5;'), error: '"keepalive_timeout" directive is not supported inside "http" by switchyard yet in {file}:3' },
+  { what: 'the client-side keepalive_timeout in a location (http and server only)', text: L('keepalive_timeout 5;'), error: '"keepalive_timeout" directive is not supported inside "location" by switchyard yet in {file}:6' },
 
   // Top level.
   { what: 'worker_processes not a number', text: 'worker_processes x;', error: '"worker_processes" directive invalid value in {file}:1', nginx: true },

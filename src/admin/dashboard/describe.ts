@@ -17,6 +17,7 @@ export function describeReasons(peer: ReasonSubject): string[] {
       case 'config_down': return 'down in the config'
       case 'api_down': return 'set down through the API'
       case 'draining': return 'draining (API)'
+      case 'active_check': return 'failing its active health check'
       case 'max_fails': return `max_fails ${peer.max_fails}/${peer.max_fails}, out for fail_timeout ${seconds(peer.fail_timeout)}`
       case 'max_conns': return `max_conns ${peer.max_conns}/${peer.max_conns}`
       default: return reason

@@ -14,8 +14,8 @@ export interface LivePeer {
   readonly backup: boolean
   /** The current weight (the API may have changed it; fractional during slow start). */
   readonly weight: number
-  readonly state: 'up' | 'down' | 'draining' | 'unavail'
-  /** Why it is out: config_down, api_down, draining, max_fails, max_conns. */
+  readonly state: 'up' | 'down' | 'draining' | 'unhealthy' | 'unavail'
+  /** Why it is out: config_down, api_down, draining, active_check, max_fails, max_conns. */
   readonly reasons: readonly string[]
   readonly active: number
   /** Attempts since this config generation started. */

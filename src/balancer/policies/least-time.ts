@@ -87,6 +87,8 @@ class LeastTimePolicy implements Policy {
   }
 }
 
+/** nginx's `least_time` for one upstream; the averages start empty (every peer ties at
+ *  20 ms until it has answered once). */
 export function leastTime(peers: readonly Peer[], options: LeastTimeOptions): Policy {
   return new LeastTimePolicy(peers, options)
 }

@@ -118,6 +118,7 @@ class RandomPolicy implements Policy {
   }
 }
 
+/** nginx's `random` for one upstream (`random;` alone draws one peer by weight). */
 export function random(peers: readonly Peer[], options: RandomOptions): Policy {
   return new RandomPolicy(peers, options)
 }

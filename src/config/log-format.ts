@@ -1,7 +1,7 @@
 // `log_format NAME [escape=default|json|none] STRING…`: access-log lines compiled once
 // into a function of the finished request, with nginx's variables, including the
 // per-try `$upstream_*` lists.
-import { variableGetter, type RequestVariables } from '../config/variables.js'
+import { splitVariables, variableGetter, type RequestVariables } from './variables.js'
 
 /** One try of a request on one upstream server, as `$upstream_*` report it. */
 export interface UpstreamTry {
@@ -23,8 +23,8 @@ export interface LogVariables extends RequestVariables {
   readonly bodyBytesSent: number
   /** `$request_time` in seconds. */
   readonly requestTime: number
-  /** When the request ended (`$time_local`, `$time_iso8601`, `$msec`). */
-  readonly ended: Date
+  /** When the request ended, epoch ms (`$time_local`, `$time_iso8601`, `$msec`). */
+  readonly ended: number
   /** Every upstream try, in order. */
   readonly tries: readonly UpstreamTry[]
 }
@@ -48,6 +48,21 @@ function offset(d: Date, colon: boolean): string {
   return `${minutes >= 0 ? '+' : '-'}${pad(Math.floor(abs / 60))}${colon ? ':' : ''}${pad(abs % 60)}`
 }
 
+/** The last formatted second, per format function: a log line per request would
+ *  otherwise format the same second thousands of times (nginx caches these too). */
+function perSecond(format: (d: Date) => string): (ms: number) => string {
+  let second = NaN
+  let text = ''
+  return (ms) => {
+    const s = Math.floor(ms / 1000)
+    if (s !== second) {
+      second = s
+      text = format(new Date(ms))
+    }
+    return text
+  }
+}
+
 /** nginx's `$time_local`: `26/Nov/2026:10:00:00 +0000`. */
 export function timeLocal(d: Date): string {
   return `${pad(d.getDate())}/${months[d.getMonth()]}/${d.getFullYear()}:${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())} ${offset(d, false)}`
@@ -68,9 +83,9 @@ const logOnly: Record<string, LogGetter> = {
   body_bytes_sent: (v) => String(v.bodyBytesSent),
   request_time: (v) => v.requestTime.toFixed(3),
   request: (v) => `${v.req.method} ${v.req.url} HTTP/${v.req.httpVersion}`,
-  time_local: (v) => timeLocal(v.ended),
-  time_iso8601: (v) => timeIso8601(v.ended),
-  msec: (v) => (v.ended.getTime() / 1000).toFixed(3),
+  time_local: ((cached) => (v: LogVariables) => cached(v.ended))(perSecond(timeLocal)),
+  time_iso8601: ((cached) => (v: LogVariables) => cached(v.ended))(perSecond(timeIso8601)),
+  msec: (v) => (v.ended / 1000).toFixed(3),
   remote_user: () => '',
   upstream_addr: perTry((t) => t.addr),
   upstream_status: perTry((t) => String(t.status)),
@@ -98,42 +113,18 @@ export function escapeJson(value: string): string {
 
 const escapers: Record<Escape, (s: string) => string> = { default: escapeDefault, json: escapeJson, none: (s) => s }
 
-const nameChar = /[A-Za-z0-9_]/
-
 /** Compile a log format. Throws `unknown "x" variable` for names nginx would not know. */
 export function compileLogFormat(name: string, text: string, escape: Escape = 'default'): LogFormat {
   const esc = escapers[escape]
-  const parts: Array<string | LogGetter> = []
-  let literal = ''
-  let i = 0
-  while (i < text.length) {
-    if (text[i] !== '$') {
-      literal += text[i++]
-      continue
-    }
-    let variable = ''
-    let j = i + 1
-    if (text[j] === '{') {
-      const close = text.indexOf('}', j)
-      if (close === -1) throw new Error(`the closing bracket in "${text.slice(i + 2)}" variable is missing`)
-      variable = text.slice(j + 1, close)
-      j = close + 1
-    } else {
-      while (j < text.length && nameChar.test(text[j]!)) variable += text[j++]
-    }
-    if (variable === '') throw new Error('invalid variable name')
-    if (literal) parts.push(literal)
-    literal = ''
-    const own = logOnly[variable]
-    const getter: LogGetter = own ?? (variableGetter(variable) as LogGetter)
+  const parts: Array<string | LogGetter> = splitVariables(text).map((part) => {
+    if (typeof part === 'string') return part
+    const getter: LogGetter = logOnly[part.variable] ?? (variableGetter(part.variable) as LogGetter)
     // An empty value is logged as "-", as nginx does for variables that are not found.
-    parts.push((v) => {
+    return (v: LogVariables) => {
       const value = getter(v)
       return value === '' ? '-' : esc(value)
-    })
-    i = j
-  }
-  if (literal) parts.push(literal)
+    }
+  })
   return {
     name,
     escape,
