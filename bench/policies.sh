@@ -46,7 +46,9 @@ if [[ $SET == modes ]]; then
   ADMIN_PORT=${ADMIN_PORT:-9190}
   POLICIES=(
     "one process, nothing else||||"
-    "+ admin listener, metrics scraped, access log||access_log \$RESULTS_DIR/access.log;||--admin 127.0.0.1:$ADMIN_PORT"
+    "+ admin listener, metrics scraped|||1|--admin 127.0.0.1:$ADMIN_PORT"
+    "+ access log (combined)||access_log \$RESULTS_DIR/access.log;|1|"
+    "+ admin, metrics and access log||access_log \$RESULTS_DIR/access.log;|1|--admin 127.0.0.1:$ADMIN_PORT"
     "worker_processes 2|||2|"
   )
 fi

@@ -2,7 +2,7 @@
 // Every value is computed at scrape time from the live upstreams, so the hot path pays
 // for plain increments only. Labels are bounded: upstream and server names from the
 // config, status codes, causes; never a path or a client address.
-import { collectDefaultMetrics, Counter, Registry } from 'prom-client'
+import { Counter, Registry } from 'prom-client'
 import type { Upstream } from '../upstream/upstream.js'
 import { LATENCY_BUCKETS } from '../upstream/stats.js'
 
@@ -52,7 +52,7 @@ function computed(registry: Registry, name: string, help: string, type: 'gauge' 
  *  they observe every garbage collection. */
 export function createMetrics(source: MetricsSource, options: { reloads: boolean; process: boolean }): Metrics {
   const registry = new Registry()
-  if (options.process) collectDefaultMetrics({ register: registry, prefix: 'switchyard_' })
+  if (options.process) processMetrics(registry)
   const peers = function* (): Generator<{ upstream: Upstream; labels: Labels; peer: Upstream['peers'][number] }> {
     for (const upstream of source.upstreams()) {
       for (const peer of upstream.peers) yield { upstream, peer, labels: { upstream: upstream.name, server: peer.name } }
@@ -131,4 +131,21 @@ export function reloadCounter(registry: Registry): (outcome: 'ok' | 'error') => 
   reloads.inc({ outcome: 'ok' }, 0)
   reloads.inc({ outcome: 'error' }, 0)
   return (outcome) => reloads.inc({ outcome })
+}
+
+/** The process's own numbers, read at scrape time. (prom-client's default metrics would
+ *  observe every garbage collection; a proxy collects its nursery thousands of times a
+ *  second under load, so those callbacks cost measurable throughput.) */
+function processMetrics(registry: Registry): void {
+  const started = Date.now() / 1000 - process.uptime()
+  computed(registry, 'switchyard_process_cpu_seconds_total', 'User and system CPU time spent.', 'counter', () => {
+    const { user, system } = process.cpuUsage()
+    return [{ labels: {}, value: (user + system) / 1e6 }]
+  })
+  computed(registry, 'switchyard_process_resident_memory_bytes', 'Resident memory size.', 'gauge', () => [{ labels: {}, value: process.memoryUsage.rss() }])
+  computed(registry, 'switchyard_process_heap_bytes', 'V8 heap used and total.', 'gauge', () => {
+    const m = process.memoryUsage()
+    return [{ labels: { kind: 'used' }, value: m.heapUsed }, { labels: { kind: 'total' }, value: m.heapTotal }]
+  })
+  computed(registry, 'switchyard_process_start_time_seconds', 'Start time of the process since the Unix epoch.', 'gauge', () => [{ labels: {}, value: started }], 'max')
 }

@@ -19,8 +19,10 @@ const FLUSH_MS = 200
 
 class BufferedFile {
   private readonly stream: WriteStream
-  private pending: string[] = []
-  private size = 0
+  /** Lines are copied in as bytes at once, so the strings die young (a list of pending
+   *  strings would outlive garbage collections and be promoted, costing more GC). */
+  private buffer = Buffer.allocUnsafe(BUFFER_BYTES)
+  private used = 0
   private timer: NodeJS.Timeout | null = null
 
   constructor(path: string) {
@@ -29,10 +31,16 @@ class BufferedFile {
   }
 
   write(line: string): void {
-    this.pending.push(line)
-    this.size += line.length
-    if (this.size >= BUFFER_BYTES) this.flush()
-    else if (this.timer === null) {
+    // Worst case 3 bytes per UTF-16 unit; a line that could not fit even alone is written as it is.
+    if (this.used + line.length * 3 > BUFFER_BYTES) {
+      this.flush()
+      if (line.length * 3 > BUFFER_BYTES) {
+        this.stream.write(line)
+        return
+      }
+    }
+    this.used += this.buffer.write(line, this.used)
+    if (this.timer === null) {
       this.timer = setTimeout(() => this.flush(), FLUSH_MS)
       this.timer.unref()
     }
@@ -41,10 +49,11 @@ class BufferedFile {
   flush(): void {
     if (this.timer !== null) clearTimeout(this.timer)
     this.timer = null
-    if (this.pending.length === 0) return
-    this.stream.write(this.pending.join(''))
-    this.pending = []
-    this.size = 0
+    if (this.used === 0) return
+    // The stream keeps the filled buffer until it is written; the next lines go to a new one.
+    this.stream.write(this.buffer.subarray(0, this.used))
+    this.buffer = Buffer.allocUnsafe(BUFFER_BYTES)
+    this.used = 0
   }
 
   end(): Promise<void> {
