@@ -172,7 +172,7 @@ measure() {
   run_wrk "$WARMUP" "$out.warmup" || true
   if [[ $args == *--admin* ]]; then
     # Scrape /metrics and the API once a second while measuring, as Prometheus would.
-    setsid bash -c "for i in \$(seq $((DURATION + 2))); do curl -s -o /dev/null --max-time 1 http://127.0.0.1:$ADMIN_PORT/metrics; curl -s -o /dev/null --max-time 1 http://127.0.0.1:$ADMIN_PORT/api/upstreams; sleep 1; done" </dev/null >/dev/null 2>&1 &
+    setsid taskset -c "$LOAD_CPU" bash -c "for i in \$(seq $((DURATION + 2))); do curl -s -o /dev/null --max-time 1 http://127.0.0.1:$ADMIN_PORT/metrics; curl -s -o /dev/null --max-time 1 http://127.0.0.1:$ADMIN_PORT/api/upstreams; sleep 1; done" </dev/null >/dev/null 2>&1 &
     scraper=$!
     STARTED+=("$scraper")
   fi
