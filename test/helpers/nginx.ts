@@ -4,8 +4,8 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { tempDir } from './switchyard.js'
-import { send } from './net.js'
+import { startSwitchyard, tempDir } from './switchyard.js'
+import { freePort, send } from './net.js'
 
 export const NGINX = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((p) => existsSync(p)) ?? 'nginx'
 
@@ -41,5 +41,46 @@ export class NginxProcess {
     const exited = new Promise((r) => child.on('exit', r))
     child.kill('SIGTERM')
     await exited
+  }
+}
+
+/** An nginx config that proxies every request on `listen` to upstream `name` with `body`
+ *  inside it (the shape every differential test uses). */
+export function proxyConfig(name: string, body: string, listen: number, location = ''): string {
+  return `events { worker_connections 1024; }
+http {
+  access_log off;
+  upstream ${name} {
+    ${body}
+  }
+  server {
+    listen 127.0.0.1:${listen};
+    location / {
+      proxy_pass http://${name};
+      ${location}
+    }
+  }
+}
+`
+}
+
+/** Play the same requests through Debian's nginx and then switchyard on the same config
+ *  (`config(listen)`); both first see one readiness probe (nginx's start() sends it). */
+export async function underBoth<T>(config: (listen: number) => string, play: (port: number) => Promise<T>): Promise<{ nginx: T; switchyard: T }> {
+  const nginxPort = await freePort()
+  const nginx = await new NginxProcess().start(`worker_processes 1;\n${config(nginxPort)}`, nginxPort)
+  let fromNginx: T
+  try {
+    fromNginx = await play(nginxPort)
+  } finally {
+    await nginx.stop()
+  }
+  const syPort = await freePort()
+  const { proc } = await startSwitchyard(config(syPort))
+  try {
+    await send(syPort, { path: '/__ready' })
+    return { nginx: fromNginx, switchyard: await play(syPort) }
+  } finally {
+    await proc.stop()
   }
 }

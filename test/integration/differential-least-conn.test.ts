@@ -5,8 +5,7 @@ import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
 import type { ServerResponse } from 'node:http'
 import { freePort, send, upstreams, type Reply, type TestUpstream } from '../helpers/net.js'
-import { startSwitchyard } from '../helpers/switchyard.js'
-import { NginxProcess } from '../helpers/nginx.js'
+import { proxyConfig, underBoth } from '../helpers/nginx.js'
 
 const servers: TestUpstream[] = []
 after(async () => {
@@ -74,38 +73,8 @@ const script = ['run 3', 'hold', 'run 4', 'hold', 'run 4', 'hold', 'run 5', 'fre
 
 async function compare(weights: [number, number, number]): Promise<{ nginx: string[]; switchyard: string[] }> {
   const { ups, held } = await backends()
-  const config = (listen: number): string => `events { worker_connections 1024; }
-http {
-  access_log off;
-  upstream held {
-    least_conn;
-    ${ups.map((u, i) => `server 127.0.0.1:${u.port} weight=${weights[i]};`).join('\n    ')}
-  }
-  server {
-    listen 127.0.0.1:${listen};
-    location / {
-      proxy_pass http://held;
-    }
-  }
-}
-`
-  const nginxPort = await freePort()
-  // start() probes once through the balancer; switchyard gets the same probe below.
-  const nginx = await new NginxProcess().start(`worker_processes 1;\n${config(nginxPort)}`, nginxPort)
-  let fromNginx: string[]
-  try {
-    fromNginx = await play(nginxPort, ups, held, script)
-  } finally {
-    await nginx.stop()
-  }
-  const syPort = await freePort()
-  const { proc } = await startSwitchyard(config(syPort))
-  try {
-    await send(syPort, { path: '/__ready' })
-    return { nginx: fromNginx, switchyard: await play(syPort, ups, held, script) }
-  } finally {
-    await proc.stop()
-  }
+  const body = `least_conn;\n    ${ups.map((u, i) => `server 127.0.0.1:${u.port} weight=${weights[i]};`).join('\n    ')}`
+  return underBoth((listen) => proxyConfig('held', body, listen), (port) => play(port, ups, held, script))
 }
 
 // Equal weights: busy backends are skipped, the idle ones rotate in nginx's order.

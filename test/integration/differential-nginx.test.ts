@@ -3,8 +3,7 @@
 import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { freePort, send, upstreams, type TestUpstream } from '../helpers/net.js'
-import { startSwitchyard } from '../helpers/switchyard.js'
-import { NginxProcess } from '../helpers/nginx.js'
+import { proxyConfig, underBoth } from '../helpers/nginx.js'
 
 const servers: TestUpstream[] = []
 after(async () => {
@@ -26,39 +25,8 @@ async function compare(upstreamBody: (ports: number[], dead: number) => string, 
   servers.push(...ups)
   const dead = await freePort()
   const ports = ups.map((u) => u.port)
-  const config = (listen: number): string => `events { worker_connections 1024; }
-http {
-  access_log off;
-  upstream servers_list {
-    ${upstreamBody(ports, dead)}
-  }
-  server {
-    listen 127.0.0.1:${listen};
-    location / {
-      proxy_pass http://servers_list;
-      proxy_connect_timeout 1;
-    }
-  }
-}
-`
-  const nginxPort = await freePort()
-  // start() probes once until nginx answers; switchyard gets the same probe below.
-  const nginx = await new NginxProcess().start(`worker_processes 1;\n${config(nginxPort)}`, nginxPort)
-  let fromNginx: number[]
-  try {
-    fromNginx = await sequence(nginxPort, n)
-  } finally {
-    await nginx.stop()
-  }
-  const syPort = await freePort()
-  const { proc } = await startSwitchyard(config(syPort))
-  try {
-    // Mirror nginx's readiness probe so both runs saw the same number of requests.
-    await send(syPort, { path: '/__ready' })
-    return { nginx: fromNginx, switchyard: await sequence(syPort, n) }
-  } finally {
-    await proc.stop()
-  }
+  const config = (listen: number): string => proxyConfig('servers_list', upstreamBody(ports, dead), listen, 'proxy_connect_timeout 1;')
+  return underBoth(config, (port) => sequence(port, n))
 }
 
 // The tutorial's weights 3/5/2.

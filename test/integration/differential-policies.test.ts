@@ -6,8 +6,7 @@
 import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { freePort, send, upstreams, type TestUpstream } from '../helpers/net.js'
-import { startSwitchyard } from '../helpers/switchyard.js'
-import { NginxProcess } from '../helpers/nginx.js'
+import { proxyConfig, underBoth } from '../helpers/nginx.js'
 
 const servers: TestUpstream[] = []
 after(async () => {
@@ -50,37 +49,7 @@ async function compare(body: (ports: number[], dead: number) => string, probes: 
   servers.push(...ups)
   const ports = ups.map((u) => u.port)
   const dead = await freePort()
-  const config = (listen: number): string => `events { worker_connections 1024; }
-http {
-  access_log off;
-  upstream pool {
-    ${body(ports, dead)}
-  }
-  server {
-    listen 127.0.0.1:${listen};
-    location / {
-      proxy_pass http://pool;
-    }
-  }
-}
-`
-  // The readiness probe (from 127.0.0.1, path /__ready) is sent to both.
-  const nginxPort = await freePort()
-  const nginx = await new NginxProcess().start(`worker_processes 1;\n${config(nginxPort)}`, nginxPort)
-  let fromNginx: number[]
-  try {
-    fromNginx = await run(nginxPort, ports, probes)
-  } finally {
-    await nginx.stop()
-  }
-  const syPort = await freePort()
-  const { proc } = await startSwitchyard(config(syPort))
-  try {
-    await send(syPort, { path: '/__ready' })
-    return { nginx: fromNginx, switchyard: await run(syPort, ports, probes) }
-  } finally {
-    await proc.stop()
-  }
+  return underBoth((listen) => proxyConfig('pool', body(ports, dead), listen), (port) => run(port, ports, probes))
 }
 
 /** The probes whose backend differs, readable in a failure message. */
