@@ -68,21 +68,27 @@ test('non_idempotent lets a sent POST move on', async () => {
   assert.equal(b!.seen.length, 1)
 })
 
-// A POST to a refused port was never sent: it always moves on.
-test('a POST whose connect was refused moves on', async () => {
+/** A refused port first, then one live upstream; `serverLevel` goes into the server block. */
+async function deadFirst(serverLevel = ''): Promise<{ port: number }> {
   const ups = await upstreams(1)
   const dead = await freePort()
   const port = await freePort()
   const { proc } = await startSwitchyard(`events {}
 http {
   upstream app { server 127.0.0.1:${dead}; server 127.0.0.1:${ups[0]!.port}; }
-  server { listen 127.0.0.1:${port}; location / { proxy_pass http://app; } }
+  server { listen 127.0.0.1:${port}; ${serverLevel} location / { proxy_pass http://app; } }
 }
 `)
   cleanup.push(async () => {
     await proc.stop()
     await ups[0]!.close()
   })
+  return { port }
+}
+
+// A POST to a refused port was never sent: it always moves on.
+test('a POST whose connect was refused moves on', async () => {
+  const { port } = await deadFirst()
   const r = await send(port, { method: 'POST', body: 'payload' })
   assert.equal(r.status, 200)
   assert.equal(JSON.parse(r.body.toString()).bodyLength, 7)
@@ -165,19 +171,7 @@ test('a large body already streamed to a failed peer is not replayed', async () 
 
 // A large body whose first peer refused the connection reaches the next peer whole.
 test('a 1 MiB body moves intact past a refused peer', async () => {
-  const ups = await upstreams(1)
-  const dead = await freePort()
-  const port = await freePort()
-  const { proc } = await startSwitchyard(`events {}
-http {
-  upstream app { server 127.0.0.1:${dead}; server 127.0.0.1:${ups[0]!.port}; }
-  server { listen 127.0.0.1:${port}; client_max_body_size 2m; location / { proxy_pass http://app; } }
-}
-`)
-  cleanup.push(async () => {
-    await proc.stop()
-    await ups[0]!.close()
-  })
+  const { port } = await deadFirst('client_max_body_size 2m;')
   const body = Buffer.alloc(1024 * 1024, 9)
   const r = await send(port, { method: 'POST', body })
   assert.equal(r.status, 200)
