@@ -106,6 +106,17 @@ export function createMetrics(source: MetricsSource, options: { reloads: boolean
   })
   computed(registry, 'switchyard_upstream_failovers_total', 'Requests answered after at least one other server failed them.', 'counter', () =>
     [...source.upstreams()].map((u) => ({ labels: { upstream: u.name }, value: u.stats.failovers })))
+  computed(registry, 'switchyard_upstream_retry_budget_exhausted_total', 'Retries not made because the retry_budget was spent (the last try\'s answer stood).', 'counter', () =>
+    [...source.upstreams()].map((u) => ({ labels: { upstream: u.name }, value: u.stats.retryBudgetExhausted })))
+  computed(registry, 'switchyard_upstream_queued_total', 'Requests that waited in the upstream queue for a server.', 'counter', () =>
+    [...source.upstreams()].map((u) => ({ labels: { upstream: u.name }, value: u.stats.queued })))
+  computed(registry, 'switchyard_upstream_queue_rejected_total', 'Requests answered 502 by the upstream queue: full, or no server within its timeout.', 'counter', () =>
+    [...source.upstreams()].flatMap((u) => [
+      { labels: { upstream: u.name, reason: 'full' }, value: u.stats.queueOverflows },
+      { labels: { upstream: u.name, reason: 'timeout' }, value: u.stats.queueTimeouts },
+    ]))
+  computed(registry, 'switchyard_upstream_queue_waiting', 'Requests waiting in the upstream queue now.', 'gauge', () =>
+    [...source.upstreams()].map((u) => ({ labels: { upstream: u.name }, value: u.queue?.length ?? 0 })))
   computed(registry, 'switchyard_requests_in_flight', 'Proxied requests (and tunnels) in progress.', 'gauge', () => [{ labels: {}, value: source.requestsInFlight() }])
   computed(registry, 'switchyard_client_connections', 'Open client connections on the traffic listeners.', 'gauge', () => [{ labels: {}, value: source.clientConnections() }])
 

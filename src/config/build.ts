@@ -10,6 +10,7 @@ import { DEFAULT_POLICY, policyDefinition, type PolicyDefinition, type ServerPar
 import { resolveDirective } from './directives.js'
 import { DEFAULT_EDGE, EDGE_DIRECTIVES, edgeSetting, mergeEdge, type EdgeDraft } from './edge.js'
 import { ConfigError } from './errors.js'
+import { checkSslAddresses, completeTls, TLS_DIRECTIVES, tlsSetting, type TlsDraft } from './tls.js'
 import { completeHealthCheck, parseHealthCheck, parseMatch, sameHealthCheck, type HealthCheckDraft } from './health-check.js'
 import type {
   AccessLog,
@@ -26,6 +27,8 @@ import type {
   MatchConfig,
   NextUpstream,
   ProxyPass,
+  QueueConfig,
+  RetryBudgetConfig,
   SourceRef,
   UpstreamConfig,
   UpstreamServer,
@@ -35,6 +38,7 @@ import type { Statement } from './parser.js'
 import { parseNumber, parseSize, parseTime } from './units.js'
 import { COMBINED, compileLogFormat, type Escape, type LogFormat } from './log-format.js'
 import { compileTemplate } from './variables.js'
+import { DEFAULT_RETRY_BUDGET, parseQueue, parseRetryBudget } from './upstream-limits.js'
 
 /** Resolves a host name to its addresses; an empty list (or a rejection) means "host not
  *  found". Injectable so tests need no DNS. */
@@ -114,6 +118,7 @@ interface SettingsDraft {
   clientMaxBodySize?: number
   accessLog?: AccessLog | null
   edge?: EdgeDraft
+  tls?: TlsDraft
 }
 
 interface LocationDraft {
@@ -198,6 +203,7 @@ class Builder {
         case 'http':
           once(stmt, seen)
           servers = await this.http(stmt)
+          checkSslAddresses(servers)
           break
       }
     }
@@ -286,7 +292,10 @@ class Builder {
     }
 
     const httpSettings = merge(settings, DEFAULT_SETTINGS)
-    return drafts.map((d) => {
+    const pems = new Map<string, Promise<Buffer>>()
+    const tls: Array<Awaited<ReturnType<typeof completeTls>>> = []
+    for (const d of drafts) tls.push(await completeTls(d.settings.tls, settings.tls, pems))
+    return drafts.map((d, i) => {
       const serverSettings = merge(d.settings, httpSettings)
       const locations: Location[] = d.locations.map((l) => {
         const location = {
@@ -300,10 +309,11 @@ class Builder {
       })
       return {
         source: d.source,
-        listen: d.listen.length > 0 ? d.listen : [{ host: '0.0.0.0', port: 80, defaultServer: false, source: d.source }],
+        listen: d.listen.length > 0 ? d.listen : [{ host: '0.0.0.0', port: 80, defaultServer: false, ssl: false, http2: false, source: d.source }],
         serverNames: d.serverNames.length > 0 ? d.serverNames : [''],
         locations,
         settings: serverSettings,
+        tls: tls[i]!,
       }
     })
   }
@@ -331,6 +341,8 @@ class Builder {
     const used: Array<{ stmt: Statement; param: ServerParam; text: string }> = []
     let keepalive: number | null = null
     let keepaliveTimeout = DEFAULT_KEEPALIVE_TIMEOUT
+    let retryBudget: RetryBudgetConfig | null = DEFAULT_RETRY_BUDGET
+    let queue: QueueConfig | undefined
 
     for (const child of stmt.block!) {
       const resolved = resolveDirective(child, 'upstream')
@@ -372,6 +384,14 @@ class Builder {
           keepaliveTimeout = this.time(child)
           break
         }
+        case 'retry_budget':
+          once(child, seen)
+          retryBudget = parseRetryBudget(child)
+          break
+        case 'queue':
+          once(child, seen)
+          queue = parseQueue(child)
+          break
         case 'hash_method':
           once(child, seen)
           if (child.args[0] !== 'crc32') fail(`invalid value "${child.args[0]}" in "hash_method" directive, it must be "crc32"`, child)
@@ -394,6 +414,8 @@ class Builder {
       servers,
       keepalive,
       keepaliveTimeout,
+      retryBudget,
+      ...(queue ? { queue } : {}),
     }
   }
 
@@ -461,12 +483,16 @@ class Builder {
     const hosts = await this.lookup(host)
     if (hosts.length === 0) fail(`host not found in "${url}" of the "listen" directive`, stmt)
     let defaultServer = false
+    let ssl = false
+    let http2 = false
     for (const param of params) {
       if (param === 'default_server' || param === 'default') defaultServer = true
+      else if (param === 'ssl') ssl = true
+      else if (param === 'http2') http2 = true
       else if (LISTEN_PARAMS.has(param.split('=')[0]!)) notSupported(`parameter "${param}" of the "listen" directive`, stmt)
       else fail(`invalid parameter "${param}"`, stmt)
     }
-    return [...new Set(hosts.map(canonicalIp))].map((h) => ({ host: h, port, defaultServer, source: stmt.source }))
+    return [...new Set(hosts.map(canonicalIp))].map((h) => ({ host: h, port, defaultServer, ssl, http2, source: stmt.source }))
   }
 
   private async location(stmt: Statement): Promise<LocationDraft> {
@@ -546,6 +572,7 @@ class Builder {
   private setting(stmt: Statement, draft: SettingsDraft, seen: Set<string>): void {
     const [arg] = stmt.args as [string]
     if (EDGE_DIRECTIVES.has(stmt.name)) return edgeSetting(stmt, (draft.edge ??= {}), seen)
+    if (TLS_DIRECTIVES.has(stmt.name)) return tlsSetting(stmt, (draft.tls ??= {}), seen, this.dir)
     switch (stmt.name) {
       case 'proxy_set_header': {
         let value
@@ -735,7 +762,7 @@ function serverParams(stmt: Statement): {
   return { params, list }
 }
 
-/** nginx `listen` parameters other than `default_server` (not supported yet). */
+/** nginx `listen` parameters other than `default_server`, `ssl` and `http2` (not supported yet). */
 const LISTEN_PARAMS = new Set([
   'ssl', 'http2', 'quic', 'proxy_protocol', 'reuseport', 'bind', 'deferred', 'ipv6only', 'backlog', 'rcvbuf',
   'sndbuf', 'setfib', 'fastopen', 'accept_filter', 'so_keepalive', 'multipath',

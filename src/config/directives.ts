@@ -63,6 +63,10 @@ export const DIRECTIVES: readonly DirectiveSpec[] = [
   // The tutorial's url_hash snippet: the old third-party module's hash choice. CRC-32 is
   // the only one (`hash` uses it), so the directive only checks its value.
   spec('hash_method', ['upstream'], [1, 1]),
+  // A switchyard extension (Envoy's retry budget); on by default.
+  spec('retry_budget', ['upstream'], [1, 2]),
+  // NGINX Plus.
+  spec('queue', ['upstream'], [1, 2]),
   // server
   spec('listen', ['server'], [1, many]),
   spec('server_name', ['server'], [1, many]),
@@ -94,6 +98,13 @@ export const DIRECTIVES: readonly DirectiveSpec[] = [
   spec('set_real_ip_from', HSL, [1, 1]),
   spec('real_ip_header', HSL, [1, 1]),
   spec('real_ip_recursive', HSL, [1, 1]),
+  // TLS and HTTP/2 from clients (src/config/tls.ts).
+  spec('ssl_certificate', ['http', 'server'], [1, 1]),
+  spec('ssl_certificate_key', ['http', 'server'], [1, 1]),
+  spec('ssl_protocols', ['http', 'server'], [1, many]),
+  spec('ssl_ciphers', ['http', 'server'], [1, 1]),
+  spec('ssl_session_timeout', ['http', 'server'], [1, 1]),
+  spec('http2', ['http', 'server'], [1, 1]),
 ]
 
 const byName = new Map<string, DirectiveSpec[]>()
@@ -176,7 +187,7 @@ const UNSUPPORTED = new Set(
   grpc_ssl_crl grpc_ssl_name grpc_ssl_password_file grpc_ssl_protocols grpc_ssl_server_name
   grpc_ssl_session_reuse grpc_ssl_trusted_certificate grpc_ssl_verify grpc_ssl_verify_depth
   gunzip gunzip_buffers gzip gzip_buffers gzip_comp_level gzip_hash gzip_min_length
-  gzip_no_buffer gzip_static gzip_types gzip_window http2 http2_body_preread_size
+  gzip_no_buffer gzip_static gzip_types gzip_window http2_body_preread_size
   http2_chunk_size http2_idle_timeout http2_max_concurrent_pushes http2_max_concurrent_streams
   http2_max_field_size http2_max_header_size http2_max_requests http2_pool_size http2_push
   http2_push_preload http2_recv_buffer_size http2_recv_timeout http2_streams_index_size http3
@@ -206,12 +217,12 @@ const UNSUPPORTED = new Set(
   scgi_socket_sndbuf scgi_store scgi_store_access scgi_temp_file_write_size scgi_temp_path
   secure_link secure_link_md5 secure_link_secret set slice source_charset
   split_clients ssi ssi_ignore_recycled_buffers ssi_last_modified ssi_min_file_chunk
-  ssi_silent_errors ssi_types ssi_value_length ssl_buffer_size ssl_certificate
-  ssl_certificate_cache ssl_certificate_compression ssl_certificate_key ssl_ciphers
+  ssi_silent_errors ssi_types ssi_value_length ssl_buffer_size
+  ssl_certificate_cache ssl_certificate_compression
   ssl_client_certificate ssl_conf_command ssl_crl ssl_dhparam ssl_early_data ssl_ecdh_curve
   ssl_ech_file ssl_ocsp ssl_ocsp_cache ssl_ocsp_responder ssl_password_file
-  ssl_prefer_server_ciphers ssl_protocols ssl_reject_handshake ssl_session_cache
-  ssl_session_ticket_key ssl_session_tickets ssl_session_timeout ssl_stapling
+  ssl_prefer_server_ciphers ssl_reject_handshake ssl_session_cache
+  ssl_session_ticket_key ssl_session_tickets ssl_stapling
   ssl_stapling_file ssl_stapling_responder ssl_stapling_verify ssl_trusted_certificate
   ssl_verify_client ssl_verify_depth stub_status sub_filter sub_filter_last_modified
   sub_filter_once sub_filter_types try_files tunnel_bind tunnel_buffer_size
@@ -255,7 +266,7 @@ const UNSUPPORTED = new Set(
   js_fetch_protocols js_fetch_timeout js_fetch_trusted_certificate js_fetch_verify
   js_fetch_verify_depth js_header_filter js_import js_include js_path js_periodic
   js_preload_object js_preread js_set js_shared_dict_zone js_var keyval keyval_zone
-  ntlm queue session_log session_log_format session_log_zone state status status_format
+  ntlm session_log session_log_format session_log_zone state status status_format
   status_zone zone_sync
   # third-party modules seen in the wild (upstream fair, url_hash, upstream check,
   # headers-more, lua, brotli, vts, geoip2, ModSecurity, echo)

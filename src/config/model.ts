@@ -89,6 +89,27 @@ export interface UpstreamConfig {
   /** The active health check (`health_check` in a location that proxies here), absent
    *  when none is written. One per upstream: locations sharing the upstream share it. */
   readonly healthCheck?: HealthCheckConfig
+  /** `retry_budget ratio=R min=N` | `off` (a switchyard extension, Envoy's retry budget).
+   *  Absent = the default, ratio 0.2 and min 3; null = `retry_budget off`. */
+  readonly retryBudget?: RetryBudgetConfig | null
+  /** `queue N [timeout=60s]` (NGINX Plus); absent = no queue. */
+  readonly queue?: QueueConfig
+}
+
+/** Retries in flight for an upstream may not exceed max(min, ratio × active requests). */
+export interface RetryBudgetConfig {
+  /** `ratio=`, 0..1, default 0.2. */
+  readonly ratio: number
+  /** `min=`, default 3: retries always allowed in flight, whatever the load. */
+  readonly min: number
+}
+
+/** Requests that find no eligible peer on their first pick wait for one (per worker). */
+export interface QueueConfig {
+  /** At most this many requests wait; one more is answered 502 (NGINX Plus). */
+  readonly size: number
+  /** `timeout=`, default 60s: a request not given a peer by then is answered 502. */
+  readonly timeout: Millis
 }
 
 /** `health_check [interval=5s] [jitter=0] [fails=1] [passes=1] [uri=/] [port=N]
@@ -172,6 +193,10 @@ export interface ListenAddress {
   readonly host: string
   readonly port: number
   readonly defaultServer: boolean
+  /** `ssl`: TLS on this address (for every server block on it, as in nginx). */
+  readonly ssl: boolean
+  /** `http2` (deprecated in nginx 1.25 for `http2 on;`): HTTP/2 over ALPN on this address. */
+  readonly http2: boolean
   readonly source: SourceRef
 }
 
@@ -185,6 +210,32 @@ export interface VirtualServer {
   readonly locations: readonly Location[]
   /** The server-level settings, used when no location matches. */
   readonly settings: LocationSettings
+  /** `ssl_*` and `http2`, the http level's inherited (src/config/tls.ts). */
+  readonly tls: ServerTls
+}
+
+/** A server block's TLS settings; nginx's defaults. Certificates are read when the
+ *  config is built, so a reload picks up new files. */
+export interface ServerTls {
+  /** `ssl_certificate`; null when none is written (the block then serves no TLS). */
+  readonly certificate: TlsFile | null
+  /** `ssl_certificate_key`. */
+  readonly certificateKey: TlsFile | null
+  /** `ssl_protocols`, default `TLSv1.2 TLSv1.3`. */
+  readonly protocols: readonly string[]
+  /** `ssl_ciphers`, an OpenSSL cipher string, default `HIGH:!aNULL:!MD5`. */
+  readonly ciphers: string
+  /** `ssl_session_timeout`, default 5m. */
+  readonly sessionTimeout: Millis
+  /** `http2 on|off`, default off: HTTP/2 over ALPN on this block's ssl addresses. */
+  readonly http2: boolean
+}
+
+/** A PEM file as read at config time. */
+export interface TlsFile {
+  /** Absolute path. */
+  readonly path: string
+  readonly pem: Buffer
 }
 
 /** `location [=|^~|~|~*] PATH`; '' is a plain prefix location. */

@@ -23,6 +23,7 @@ import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import { addressWords, cidrMatches, type Cidr } from '../config/cidr.js'
 import type { AccessRule, EdgeSettings, RealIp } from '../config/model.js'
+import { isHttp2 } from './http2.js'
 
 const kClosing = Symbol('switchyard.closing')
 type MarkedSocket = Socket & { [kClosing]?: true }
@@ -149,6 +150,7 @@ export function upstreamFramingError(raw: readonly Buffer[]): string | null {
 export function armBodyTimeout(req: IncomingMessage, ms: number): void {
   if (ms === 0 || req.complete) return
   if (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined) return
-  req.setTimeout(ms, () => req.socket.destroy())
+  // An HTTP/2 request is one stream: it alone is reset (node:http2 forbids touching the socket).
+  req.setTimeout(ms, () => (isHttp2(req) ? req.destroy() : req.socket.destroy()))
   req.once('end', () => req.setTimeout(0))
 }

@@ -2,6 +2,7 @@
 // HTML body), so clients and monitoring see what they saw behind nginx.
 import { STATUS_CODES, type ServerResponse } from 'node:http'
 import { markClosing } from './edge.js'
+import { isHttp2 } from './http2.js'
 
 const pages = new Map<number, Buffer>()
 
@@ -37,12 +38,17 @@ export function sendErrorPage(res: ServerResponse, status: number, close = false
     'content-length': body.length,
     server: 'switchyard',
   }
-  if (close) {
+  // An HTTP/2 stream ends alone (its unread body is reset with it); the connection and
+  // its other streams go on, and HTTP/2 has no Connection header (RFC 9113 §8.2.2).
+  const h2 = isHttp2(res.req)
+  if (close && !h2) {
     headers.connection = 'close'
     res.shouldKeepAlive = false
     markClosing(res.socket)
   }
-  res.writeHead(status, statusText(status), headers)
+  // HTTP/2 has no reason phrase (RFC 9113 §8.3.2).
+  if (h2) res.writeHead(status, headers)
+  else res.writeHead(status, statusText(status), headers)
   const head = res.req.method === 'HEAD'
   res.end(head ? undefined : body)
   return head ? 0 : body.length

@@ -8,6 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Outcome } from '../balancer/policy.js'
 import type { Logger } from '../log.js'
 import type { Peer } from '../upstream/peer.js'
+import type { RequestQueue } from '../upstream/queue.js'
 import { Selection, type Environment } from '../upstream/upstream.js'
 import {
   classifyError, classifyStatus, countsAsPeerFailure, isNonIdempotent, listedInNextUpstream, type Failure,
@@ -55,6 +56,12 @@ export class Exchange {
   private attempt: Attempt | null = null
   private failure: Failure | null = null
   private over = false
+  /** Counted among the upstream's active requests (its retry budget). */
+  private counted = false
+  /** Holds a retry slot of the budget (made its first retry). */
+  private retried = false
+  /** Waiting in the upstream's queue: the way out. */
+  private leaveQueue: (() => void) | null = null
   /** Response body bytes sent to the client (`$body_bytes_sent`). */
   private bytesSent = 0
   /** With an access log: every attempt, for `$upstream_*`, and when the request began. */
@@ -90,6 +97,8 @@ export class Exchange {
     this.path = this.target.upstreamPath(this.vars)
     if (this.hasBody) this.body = new RequestBody(this.req, limit)
     this.res.on('close', this.onClientClose)
+    this.target.upstream.retryBudget.requestStarted()
+    this.counted = true
     this.next()
   }
 
@@ -102,11 +111,39 @@ export class Exchange {
     if (this.triesLeft <= 0 || (timeout !== 0 && this.selection.now - this.startedAt >= timeout)) {
       return this.giveUp()
     }
-    const peer = this.target.upstream.select(this.selection)
+    const { upstream } = this.target
+    const peer = upstream.select(this.selection)
     if (peer === undefined) {
+      // NGINX Plus queues only a request's first pick; a retry with nothing left gives up.
+      if (upstream.queue !== null && this.selection.attempt === 0) return this.enqueue(upstream.queue)
       this.ctx.log.error(`no live upstreams while connecting to upstream${this.where()}`)
       return this.giveUp()
     }
+    this.forward(peer)
+  }
+
+  /** Wait in the upstream's queue for a peer; a full queue or the timeout → 502 (NGINX Plus). */
+  private enqueue(queue: RequestQueue): void {
+    const stats = this.target.upstream.stats
+    const leave = queue.enqueue(this.selection, (peer) => {
+      this.leaveQueue = null
+      this.forward(peer)
+    }, () => {
+      this.leaveQueue = null
+      stats.queueTimeouts++
+      this.ctx.log.error(`upstream queue timed out while connecting to upstream${this.where()}`)
+      this.giveUp()
+    })
+    if (leave === null) {
+      stats.queueOverflows++
+      this.ctx.log.error(`upstream queue is full while connecting to upstream${this.where()}`)
+      return this.giveUp()
+    }
+    stats.queued++
+    this.leaveQueue = leave
+  }
+
+  private forward(peer: Peer): void {
     const body = this.body === null ? null : this.body.reader()
     const attempt = new Attempt(this, peer, body, this.selection.now, this.tries !== null)
     this.attempt = attempt
@@ -141,7 +178,7 @@ export class Exchange {
     attempt.status = status
     attempt.headerAt = at
     const failure = classifyStatus(status, this.target.settings.proxyNextUpstream)
-    if (failure !== null && this.triesLeft > 1 && this.mayMoveOn(failure)) {
+    if (failure !== null && this.triesLeft > 1 && this.mayMoveOn(failure) && this.withinBudget(attempt.peer)) {
       this.attemptFailed(attempt, failure)
       attempt.abort(new Error('moving to the next upstream'))
       this.target.upstream.stats.retry(`http_${status}`)
@@ -214,7 +251,7 @@ export class Exchange {
     const failure = classifyError(err)
     attempt.peer.stats.failure(failure.type)
     this.attemptFailed(attempt, failure)
-    if (this.triesLeft > 0 && this.mayMoveOn(failure)) {
+    if (this.triesLeft > 0 && this.mayMoveOn(failure) && this.withinBudget(attempt.peer)) {
       this.target.upstream.stats.retry(failure.type)
       return this.next()
     }
@@ -232,6 +269,24 @@ export class Exchange {
     if (!failure.beforeSend && !rules.nonIdempotent && isNonIdempotent(this.req.method ?? 'GET')) return false
     const timeout = settings.proxyNextUpstreamTimeout
     return timeout === 0 || this.ctx.env.now() - this.startedAt < timeout
+  }
+
+  /** retry_budget: the first retry of a request takes a slot while the upstream has one;
+   *  over budget the request ends as its last try would have. */
+  private withinBudget(failed: Peer): boolean {
+    if (this.retried) return true
+    // A peer health has taken out (max_fails, active check, down, draining) gets no new
+    // first tries, so moving its last requests elsewhere cannot keep doubling the load:
+    // free, and a peer dying under load costs no request (issue 4's chaos tests).
+    if (failed.unavailableReasons(this.ctx.env.now()).some((r) => r !== 'max_conns')) return true
+    const { upstream } = this.target
+    if (upstream.retryBudget.tryRetry()) {
+      this.retried = true
+      return true
+    }
+    upstream.stats.retryBudgetExhausted++
+    this.ctx.log.warn(`retry budget exhausted (${upstream.retryBudget.retrying} of ${upstream.retryBudget.limit()} retries in flight), not retrying${this.where()}`)
+    return false
   }
 
   private attemptFailed(attempt: Attempt, failure: Failure): void {
@@ -281,8 +336,18 @@ export class Exchange {
     if (this.over) return
     this.over = true
     this.res.off('close', this.onClientClose)
+    this.settle()
     this.logAccess(this.res.statusCode)
     this.ctx.exchangeDone()
+  }
+
+  /** Leave the queue and the retry budget's counts. */
+  private settle(): void {
+    this.leaveQueue?.()
+    this.leaveQueue = null
+    if (!this.counted) return
+    this.counted = false
+    this.target.upstream.retryBudget.requestEnded(this.retried)
   }
 
   private logAccess(status: number): void {
@@ -310,6 +375,7 @@ export class Exchange {
       this.release(attempt, false)
     }
     this.over = true
+    this.settle()
     // nginx's 499: the client closed the connection before the response was complete.
     this.logAccess(499)
     this.ctx.exchangeDone()

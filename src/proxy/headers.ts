@@ -4,6 +4,7 @@
 import type { IncomingMessage } from 'node:http'
 import { compileTemplate, type RequestVariables, type Template } from '../config/variables.js'
 import type { HeaderRule } from '../config/model.js'
+import { isHttp2 } from './http2.js'
 
 /** Never forwarded in either direction (RFC 9110 §7.6.1, plus the legacy Proxy-Connection). */
 export const HOP_BY_HOP: ReadonlySet<string> = new Set([
@@ -63,13 +64,17 @@ export class RequestHeaderPlan {
     }
     const raw = req.rawHeaders
     const named = connectionTokens(req.headers.connection)
+    const h2 = isHttp2(req)
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i]!
       const key = name.toLowerCase()
       if (HOP_BY_HOP.has(key) || key === 'host' || key === 'expect' || this.replaced.has(key)) continue
       if (named !== null && named.has(key)) continue
+      // HTTP/2 pseudo-headers (RFC 9113 §8.3) and split cookies, joined below (§8.2.3).
+      if (h2 && (key.charCodeAt(0) === 58 || key === 'cookie')) continue
       out.push(name, raw[i + 1]!)
     }
+    if (h2 && req.headers.cookie !== undefined && !this.replaced.has('cookie')) out.push('cookie', req.headers.cookie)
     return out
   }
 }

@@ -43,11 +43,26 @@ export function listenKey(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
 }
 
+/** What is bound at one listen address. */
+export interface ListenSlot {
+  readonly host: string
+  readonly port: number
+  readonly servers: ServerSelector<CompiledServer>
+  /** Every server block on the address, the default one first. */
+  readonly blocks: readonly CompiledServer[]
+  /** `plain` HTTP/1.1, `https`, or `h2` (HTTP/2 and HTTP/1.1 over TLS, chosen by ALPN):
+   *  `ssl` on any `listen` of the address makes it TLS, as in nginx; `http2` there or
+   *  `http2 on` in any of its TLS server blocks adds HTTP/2. */
+  readonly kind: ListenKind
+}
+
+export type ListenKind = 'plain' | 'https' | 'h2'
+
 export class Generation {
   readonly config: Config
   readonly upstreams: ReadonlyMap<string, Upstream>
   /** Per listen address: the server blocks bound there. */
-  readonly listeners: ReadonlyMap<string, { host: string; port: number; servers: ServerSelector<CompiledServer> }>
+  readonly listeners: ReadonlyMap<string, ListenSlot>
   private readonly pools: Pool[] = []
   private active = 0
   private retired = false
@@ -105,17 +120,25 @@ export class Generation {
       return { settings, target: new ProxyTarget(location, settings, upstream, poolsFor(upstream, settings.proxyConnectTimeout)) }
     }
 
-    const byAddress = new Map<string, { host: string; port: number; entries: Array<{ config: VirtualServer; server: CompiledServer; isDefault: boolean }> }>()
+    const byAddress = new Map<string, { host: string; port: number; ssl: boolean; http2: boolean; entries: Array<{ config: VirtualServer; server: CompiledServer; isDefault: boolean }> }>()
     for (const vs of config.http.servers) {
       const server = new CompiledServer(vs, routeFor)
       for (const l of vs.listen) {
         const key = listenKey(l.host, l.port)
         let slot = byAddress.get(key)
-        if (slot === undefined) byAddress.set(key, (slot = { host: l.host, port: l.port, entries: [] }))
+        if (slot === undefined) byAddress.set(key, (slot = { host: l.host, port: l.port, ssl: false, http2: false, entries: [] }))
         slot.entries.push({ config: vs, server, isDefault: l.defaultServer })
+        slot.ssl ||= l.ssl
+        slot.http2 ||= l.http2 || vs.tls.http2
       }
     }
-    this.listeners = new Map([...byAddress].map(([key, slot]) => [key, { host: slot.host, port: slot.port, servers: new ServerSelector(slot.entries) }]))
+    this.listeners = new Map([...byAddress].map(([key, slot]) => [key, {
+      host: slot.host,
+      port: slot.port,
+      servers: new ServerSelector(slot.entries),
+      blocks: [...slot.entries.filter((e) => e.isDefault), ...slot.entries.filter((e) => !e.isDefault)].map((e) => e.server),
+      kind: !slot.ssl ? 'plain' : slot.http2 ? 'h2' : 'https',
+    }]))
   }
 
   /** The server block and route for a request that arrived on `key`. */

@@ -2,6 +2,9 @@
 // generation, reload (validate, swap, let the old generation finish), graceful quit and
 // fast stop. Signals are wired by the CLI, so tests and the demo can embed this.
 import { createServer, ServerResponse, type IncomingMessage, type Server } from 'node:http'
+import { createSecureServer } from 'node:http2'
+import { createServer as createHttpsServer } from 'node:https'
+import type { SecureContext, TLSSocket } from 'node:tls'
 import { Server as NetServer, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { writeFile, rm } from 'node:fs/promises'
@@ -17,7 +20,9 @@ import { Exchange, type ProxyContext } from '../proxy/exchange.js'
 import { RequestVars } from '../proxy/request-vars.js'
 import { Tunnel } from '../proxy/upgrade.js'
 import { systemEnvironment, type Environment } from '../upstream/upstream.js'
-import { Generation, listenKey } from './generation.js'
+import { Generation, listenKey, type ListenKind, type ListenSlot } from './generation.js'
+import { ListenerTls } from './listener-tls.js'
+import { adaptHttp2Request, isHttp2 } from '../proxy/http2.js'
 import type { EdgeSettings } from '../config/model.js'
 import { DEFAULT_EDGE } from '../config/edge.js'
 import { accessDenied, armBodyTimeout, checkRequest, isClosing, markClosing, realAddress } from '../proxy/edge.js'
@@ -96,6 +101,9 @@ interface Listener {
   port: number
   /** The default server's edge settings (see listener-edge.ts). */
   edge: EdgeSettings
+  readonly kind: ListenKind
+  /** The current generation's certificates (TLS listeners only). */
+  tls: ListenerTls | null
 }
 
 class Runtime implements Switchyard {
@@ -242,10 +250,12 @@ class Runtime implements Switchyard {
     // is closed once that answer is out).
     if (isClosing(socket)) return
     countRequest(socket)
-    const invalid = checkRequest(req, listener.edge)
+    const h2 = isHttp2(req)
+    if (h2) countStream(socket, res)
+    const invalid = h2 ? adaptHttp2Request(req) : checkRequest(req, listener.edge)
     if (invalid !== 0) return this.refuse(req, res, invalid, 'client sent invalid request')
     const gen = this.generation
-    const vars = new RequestVars(req, { scheme: 'http', port: listener.port })
+    const vars = new RequestVars(req, { scheme: listener.kind === 'plain' ? 'http' : 'https', port: listener.port })
     const found = gen.route(listener.key, vars)
     if (found !== null) {
       const { edge } = found.route.settings
@@ -273,13 +283,15 @@ class Runtime implements Switchyard {
    *  body behind it is never parsed as a request (markClosing). */
   private refuse(req: IncomingMessage, res: ServerResponse, status: number, why: string): void {
     this.log.log(status === 403 ? 'error' : 'info', why)
+    // An HTTP/2 answer ends only its stream; the session's other streams go on.
+    if (isHttp2(req)) return void sendErrorPage(res, status)
     markClosing(req.socket)
     sendErrorPage(res, status, true)
   }
 
   private handleUpgrade(listener: Listener, req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const gen = this.generation
-    const vars = new RequestVars(req, { scheme: 'http', port: listener.port })
+    const vars = new RequestVars(req, { scheme: listener.kind === 'plain' ? 'http' : 'https', port: listener.port })
     const found = gen.route(listener.key, vars)
     const target = found?.route.target ?? null
     if (target === null || !target.canUpgrade || this.closing) {
@@ -339,10 +351,15 @@ class Runtime implements Switchyard {
    *  this call opened and throw nginx's `bind() to … failed` error. */
   async bindListeners(gen: Generation): Promise<void> {
     const opened: Listener[] = []
+    for (const [key, slot] of gen.listeners) {
+      const kind = this.listeners.get(key)?.kind
+      // One socket serves an address across reloads; its server cannot change protocol.
+      if (kind !== undefined && kind !== slot.kind) throw new Error(`the listen ${key} changes from ${kind} to ${slot.kind}, which needs a restart of switchyard`)
+    }
     try {
-      for (const [key, { host, port }] of gen.listeners) {
+      for (const [key, slot] of gen.listeners) {
         if (this.listeners.has(key)) continue
-        const listener = await this.listen(key, host, port)
+        const listener = await this.listen(key, slot)
         opened.push(listener)
       }
     } catch (err) {
@@ -359,20 +376,36 @@ class Runtime implements Switchyard {
     for (const l of this.listeners.values()) {
       l.edge = edges.get(l.key) ?? DEFAULT_EDGE
       applyListenerEdge(l.server, l.edge)
+      const slot = gen.listeners.get(l.key)
+      if (l.kind !== 'plain' && slot !== undefined) {
+        // New certificates for new handshakes; connections already open keep theirs.
+        l.tls = new ListenerTls(slot)
+        ;(l.server as unknown as { setSecureContext(options: object): void }).setSecureContext(l.tls.defaultOptions)
+      }
     }
   }
 
-  private listen(key: string, host: string, port: number): Promise<Listener> {
+  private listen(key: string, slot: ListenSlot): Promise<Listener> {
+    const { host, port, kind } = slot
+    const tls = kind === 'plain' ? null : new ListenerTls(slot)
     // Host is checked in checkRequest (Node's own 400 for a missing Host would still let
     // requests pipelined behind it through).
-    const server = createServer({ requireHostHeader: false, connectionsCheckingInterval: CHECK_INTERVAL })
+    const options = { requireHostHeader: false, connectionsCheckingInterval: CHECK_INTERVAL }
+    const sni = (name: string, cb: (err: Error | null, ctx?: SecureContext) => void): void => cb(null, listener.tls?.select(name))
+    const server: Server = tls === null
+      ? createServer(options)
+      : kind === 'https'
+        ? createHttpsServer({ ...options, ...tls.defaultOptions, SNICallback: sni })
+        // HTTP/1.1 clients (no ALPN, or `http/1.1`) are served by the same server.
+        : (createSecureServer({ ...options, ...tls.defaultOptions, SNICallback: sni, allowHTTP1: true }) as unknown as Server)
     // nginx's defaults: keepalive_timeout 75s, client_header_timeout 60s (applyEdges sets
     // the configured ones); no cap on the whole upload (Node's 300 s requestTimeout would
     // cut slow large bodies).
     applyListenerEdge(server, DEFAULT_EDGE)
     server.requestTimeout = 0
-    const listener: Listener = { key, server, port, edge: DEFAULT_EDGE }
-    server.on('connection', (socket: Socket) => {
+    const listener: Listener = { key, server, port, edge: DEFAULT_EDGE, kind, tls }
+    // Requests are counted on the socket they arrive on: the TLS one, not the TCP one.
+    server.on(tls === null ? 'connection' : 'secureConnection', (socket: Socket | TLSSocket) => {
       this.sockets.add(socket)
       socket.once('close', () => this.sockets.delete(socket))
     })
@@ -463,7 +496,8 @@ class Runtime implements Switchyard {
     this.closing = true
     for (const t of this.tunnels) t.destroy()
     const closed = [...this.listeners.values()].map((l) => closeServer(l.server))
-    for (const l of this.listeners.values()) l.server.closeAllConnections()
+    for (const l of this.listeners.values()) l.server.closeAllConnections?.()
+    for (const socket of this.sockets) socket.destroy()
     await Promise.all(closed)
     await this.generation.destroy()
     await this.closeAdmin()
@@ -512,7 +546,20 @@ function watchPeers(gen: Generation, log: Logger): Generation {
 }
 
 const kRequests = Symbol('switchyard.requests')
-type CountedSocket = Socket & { [kRequests]?: number; _httpMessage?: unknown }
+const kStreams = Symbol('switchyard.streams')
+type CountedSocket = Socket & { [kRequests]?: number; [kStreams]?: { open: number }; _httpMessage?: unknown }
+
+/** An HTTP/2 request is one stream of many on its connection: the connection is idle
+ *  only when none is open. (`socket` is node:http2's proxy of the TLS socket; the counter
+ *  lands on the TLS socket itself.) */
+function countStream(socket: Socket, res: ServerResponse): void {
+  const s = socket as CountedSocket
+  let streams = s[kStreams]
+  if (streams === undefined) s[kStreams] = streams = { open: 0 }
+  const counter = streams
+  counter.open++
+  res.once('close', () => counter.open--)
+}
 
 function countRequest(socket: Socket): void {
   const s = socket as CountedSocket
@@ -523,7 +570,7 @@ const requestsOn = (socket: Socket): number => (socket as CountedSocket)[kReques
 
 /** No response in progress on this connection (Node keeps the one being written in
  *  `_httpMessage`, and clears it when the response is done). */
-const isIdle = (socket: Socket): boolean => (socket as CountedSocket)._httpMessage == null
+const isIdle = (socket: Socket): boolean => (socket as CountedSocket)._httpMessage == null && ((socket as CountedSocket)[kStreams]?.open ?? 0) === 0
 
 /** Stop accepting connections without touching the open ones (http.Server#close would
  *  also drop every idle keep-alive connection at once). */

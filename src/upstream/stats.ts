@@ -78,6 +78,13 @@ export class UpstreamStats {
   readonly retries = new Map<string, number>()
   /** Requests answered by a peer after at least one other peer failed them. */
   failovers = 0
+  /** Retries not made because the upstream's retry budget was spent (`retry_budget`). */
+  retryBudgetExhausted = 0
+  /** Requests that waited in the `queue`; of those, answered 502 when it was full or
+   *  when no peer came within its timeout. */
+  queued = 0
+  queueOverflows = 0
+  queueTimeouts = 0
 
   retry(cause: string): void {
     this.retries.set(cause, (this.retries.get(cause) ?? 0) + 1)

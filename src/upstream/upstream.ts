@@ -7,6 +7,9 @@ import type { Outcome, PickContext, Policy } from '../balancer/policy.js'
 import { createPolicy } from '../balancer/registry.js'
 import { Peer } from './peer.js'
 import { UpstreamStats } from './stats.js'
+import { RetryBudget } from './retry-budget.js'
+import { RequestQueue } from './queue.js'
+import { DEFAULT_RETRY_BUDGET } from '../config/upstream-limits.js'
 
 /** Clock and randomness, injected so every pick is reproducible in tests. */
 export interface Environment {
@@ -41,6 +44,10 @@ export class Upstream {
   /** How many peers one request may try at most (nginx: every primary and backup peer). */
   readonly maxTries: number
   readonly stats = new UpstreamStats()
+  /** `retry_budget`: may a request in flight be retried now. */
+  readonly retryBudget: RetryBudget
+  /** `queue`: where requests wait for a peer; null without the directive. */
+  readonly queue: RequestQueue | null
   private readonly listeners: PeerListener[] = []
   /** Some peer has `slow_start`: weights are brought up to date before each pick. */
   private readonly slowStart: boolean
@@ -58,6 +65,8 @@ export class Upstream {
     this.maxTries = this.peers.filter((p) => !p.server.down).length
     this.policy = createPolicy(this.peers, config.balancer)
     this.slowStart = this.peers.some((p) => p.slowStart !== 0)
+    this.retryBudget = new RetryBudget(config.retryBudget === undefined ? DEFAULT_RETRY_BUDGET : config.retryBudget)
+    this.queue = config.queue === undefined ? null : new RequestQueue(config.queue, (selection) => this.select(selection))
   }
 
   onPeerEvent(listener: PeerListener): void {
@@ -67,6 +76,7 @@ export class Upstream {
   /** Tell every listener about a transition (the health checker reports through this). */
   emitPeerEvent(event: Omit<PeerEvent, 'upstream'>): void {
     for (const listener of this.listeners) listener({ upstream: this, ...event })
+    if (event.state === 'up') this.queue?.drain()
   }
 
   /** The next peer for a request, or undefined when no peer is eligible ("no live
@@ -90,6 +100,8 @@ export class Upstream {
       for (const listener of this.listeners) listener({ upstream: this, peer, state: 'down', reason })
     }
     this.policy.report?.(peer, outcome, now)
+    // A connection slot is free (or a failure may have left the rest eligible): waiters first.
+    this.queue?.drain()
   }
 
   /** The response from `peer` goes to the client, `headerTime` ms into the attempt: the

@@ -48,7 +48,7 @@ const cases: Case[] = [
   { what: 'a single-value directive twice on one level', fixture: 'duplicate-timeout.conf', error: '"proxy_read_timeout" directive is duplicate in {file}:8', nginx: true },
   { what: 'URI part in a regex location', fixture: 'regex-location-uri.conf', error: '"proxy_pass" cannot have URI part in location given by regular expression, or inside named location, or inside "if" statement, or inside "limit_except" block in {file}:6', nginx: true },
   { what: 'weight=0', fixture: 'invalid-weight.conf', error: 'invalid parameter "weight=0" in {file}:5', nginx: true },
-  { what: 'listen ssl', fixture: 'ssl-listen.conf', error: 'parameter "ssl" of the "listen" directive is not supported by switchyard yet in {file}:4' },
+  { what: 'listen ssl without a certificate, reported at its server block', fixture: 'ssl-listen.conf', error: 'no "ssl_certificate" is defined for the "listen ... ssl" directive in {file}:3' },
 
   // Which directive, where.
   { what: 'unknown directive at the top', text: 'frobnicate;\nevents {}', error: 'unknown directive "frobnicate" in {file}:1', nginx: true },
