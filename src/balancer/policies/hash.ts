@@ -14,7 +14,7 @@
 // with a single primary peer is balanced by round robin.
 import { compileTemplate, type Template } from '../../config/variables.js'
 import type { Peer } from '../../upstream/peer.js'
-import type { Policy } from '../policy.js'
+import type { PickContext, Policy } from '../policy.js'
 import { CRC32_INIT, crc32, crc32Final, crc32UpdateDecimal, crc32UpdateString } from '../shared/crc32.js'
 import { buildRing, firstPointAtOrAfter, type Ring } from '../shared/ketama.js'
 import { peerAtWeight, totalWeight } from '../shared/weight-walk.js'
@@ -63,17 +63,21 @@ function memcachedHash(key: string, n: number): number {
   return (crc32Final(crc32UpdateString(crc, key)) >>> 16) & 0x7fff
 }
 
+/** The request's hash key, or null when nginx would use round robin instead: a single
+ *  primary server, past the rehash limit, a tier other than the primary one, an empty key. */
+function hashKey(tier: readonly Peer[], ctx: PickContext, primary: readonly Peer[], template: Template): string | null {
+  if (primary.length === 1 || ctx.policyTries > MAX_REHASHES || tier.length !== primary.length || tier[0] !== primary[0]) return null
+  const key = template.evaluate(ctx.vars)
+  return key === '' ? null : key
+}
+
 function plainHash(peers: readonly Peer[], template: Template): Policy {
   const primary = peers.filter((p) => !p.server.backup)
-  const single = primary.length === 1
 
   return {
     pick(tier, ctx) {
-      if (single || ctx.policyTries > MAX_REHASHES || tier.length !== primary.length || tier[0] !== primary[0]) {
-        return smoothWeightedPick(tier, ctx)
-      }
-      const key = template.evaluate(ctx.vars)
-      if (key === '') return smoothWeightedPick(tier, ctx)
+      const key = hashKey(tier, ctx, primary, template)
+      if (key === null) return smoothWeightedPick(tier, ctx)
       const total = totalWeight(primary)
       let rehash = 0
       let sum = 0
@@ -91,7 +95,6 @@ function plainHash(peers: readonly Peer[], template: Template): Policy {
 
 function consistentHash(peers: readonly Peer[], template: Template): Policy {
   const primary = peers.filter((p) => !p.server.backup)
-  const single = primary.length === 1
   // One ring entry per server name as written; its peers are the addresses it resolved to.
   const groups = new Map<string, Peer[]>()
   for (const peer of primary) {
@@ -123,11 +126,8 @@ function consistentHash(peers: readonly Peer[], template: Template): Policy {
 
   return {
     pick(tier, ctx) {
-      if (single || ctx.policyTries > MAX_REHASHES || tier.length !== primary.length || tier[0] !== primary[0]) {
-        return smoothWeightedPick(tier, ctx)
-      }
-      const key = template.evaluate(ctx.vars)
-      if (key === '') return smoothWeightedPick(tier, ctx)
+      const key = hashKey(tier, ctx, primary, template)
+      if (key === null) return smoothWeightedPick(tier, ctx)
       const { hashes, owners } = currentRing()
       let point = firstPointAtOrAfter(hashes, crc32(key)) + ctx.policyTries
       for (;;) {
