@@ -169,8 +169,8 @@ async function run(file: string, adminFlag: Flags['admin']): Promise<number> {
     return 1
   }
   log.configure(config.main.errorLog.path, config.main.errorLog.level)
-  // `--admin` wins over the config's `admin_listen` (read once, at start).
-  const admin = adminFlag ?? (config.main.admin === null ? null : { ...config.main.admin })
+  // `--admin` wins over the config's `admin_listen`, which is followed across reloads.
+  const admin = adminFlag ?? null
   if (workerCount(config) > 1) return runPrimary(file, config, admin, log)
 
   tuneHeapForProxy()

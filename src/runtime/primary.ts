@@ -11,12 +11,12 @@
 import cluster, { type Worker } from 'node:cluster'
 import { availableParallelism } from 'node:os'
 import { rm, writeFile } from 'node:fs/promises'
-import type { Server } from 'node:http'
 import { fileURLToPath } from 'node:url'
 import { AggregatorRegistry, Registry } from 'prom-client'
 import { mergeUpstreamViews, sameServers, type PeerChange, type PeerView, type UpstreamView } from '../admin/api.js'
 import { reloadCounter, reloadCounts } from '../admin/metrics.js'
-import { startAdmin, type AdminBackend, type AdminOptions } from '../admin/server.js'
+import type { AdminBackend, AdminOptions } from '../admin/server.js'
+import { AdminEndpoint } from '../admin/endpoint.js'
 import type { Config } from '../config/model.js'
 import { loadConfig } from '../config/load.js'
 import type { Logger } from '../log.js'
@@ -46,7 +46,7 @@ export class Primary {
   private readonly workers = new Map<Worker, WorkerInfo>()
   /** API changes by `upstream\0server`, handed to every new worker. */
   private readonly changes = new Map<string, PeerChange>()
-  private admin: Server | null = null
+  private admin: AdminEndpoint | null = null
   private shuttingDown = false
   /** An admin listener will scrape the workers' metrics. */
   private scraped = false
@@ -70,17 +70,16 @@ export class Primary {
   }
 
   /** Start the first workers; throws if they cannot start (nothing is left running). */
+  /** `admin`: from the command line (fixed); otherwise the config's `admin_listen` is
+   *  followed across reloads. */
   async start(admin: AdminOptions | null): Promise<void> {
-    this.scraped = admin !== null
+    this.admin = new AdminEndpoint(this.backend(), this.log, admin)
+    this.scraped = admin !== null || this.config.main.admin !== null
     await this.spawn(workerCount(this.config))
-    if (admin !== null) this.admin = await startAdmin(this.backend(), admin)
+    await this.admin.apply(this.config.main.admin)
     await this.writePid()
     const listens = this.config.http.servers.flatMap((s) => s.listen.map((l) => listenKey(l.host, l.port)))
     this.log.notice(`switchyard started, ${this.current().length} workers, listening on ${[...new Set(listens)].join(', ')}`)
-    if (this.admin !== null) {
-      const a = this.admin.address() as { address: string; port: number }
-      this.log.notice(`admin listener on http://${listenKey(a.address, a.port)}/ (metrics at /metrics, API at /api/upstreams)`)
-    }
   }
 
   /** Workers of the current generation that are not retiring. */
@@ -174,11 +173,21 @@ export class Primary {
     }
     const old = [...this.workers.keys()]
     const previous = this.config
+    try {
+      await this.admin?.apply(config.main.admin)
+    } catch (err) {
+      this.log.log('emerg', (err as Error).message)
+      this.log.notice('reload failed, the running configuration stays in force')
+      this.countReload('error')
+      return
+    }
     this.config = config
     this.forgetChangedUpstreams(previous, config)
+    this.scraped ||= config.main.admin !== null
     try {
       await this.spawn(workerCount(config))
     } catch (err) {
+      await this.admin?.apply(previous.main.admin).catch(() => undefined)
       this.config = previous
       this.log.log('emerg', (err as Error).message)
       this.log.notice('reload failed, the running configuration stays in force')
@@ -227,10 +236,7 @@ export class Primary {
   }
 
   private async close(): Promise<void> {
-    if (this.admin !== null) {
-      this.admin.closeAllConnections()
-      await new Promise<void>((resolve) => this.admin!.close(() => resolve()))
-    }
+    await this.admin?.close()
     if (this.config.main.pid !== null) await rm(this.config.main.pid, { force: true })
   }
 

@@ -13,7 +13,8 @@ import { loadConfig } from '../config/load.js'
 import { createLogger, type Logger } from '../log.js'
 import { apiState, applyChange, peerView, sameServers, upstreamView, type PeerChange, type PeerView, type UpstreamView } from '../admin/api.js'
 import { createMetrics, reloadCounts, type Metrics } from '../admin/metrics.js'
-import { startAdmin, type AdminBackend, type AdminOptions } from '../admin/server.js'
+import type { AdminBackend, AdminOptions } from '../admin/server.js'
+import { AdminEndpoint } from '../admin/endpoint.js'
 import { accessLine, AccessLogs } from '../proxy/access-log.js'
 import { sendErrorPage } from '../proxy/error-page.js'
 import { Exchange, type ProxyContext } from '../proxy/exchange.js'
@@ -35,7 +36,8 @@ export interface SwitchyardOptions {
   readonly logger?: Logger
   /** Clock and randomness; the system's by default. */
   readonly env?: Environment
-  /** Start the admin listener (metrics, JSON API) here. */
+  /** Start the admin listener (metrics, JSON API) here; without it a single process
+   *  follows the config's `admin_listen` across reloads (a worker never has one). */
   readonly admin?: AdminOptions
   /** `single` (default): this process is all of switchyard (writes the pid file, counts
    *  reloads). `worker`: one of several workers under a primary, which does those. */
@@ -79,16 +81,16 @@ export async function startSwitchyard(options: SwitchyardOptions): Promise<Switc
   const config = await loadConfig(options.configFile)
   if (ownLogger) log.configure(config.main.errorLog.path, config.main.errorLog.level)
   const role = options.role ?? 'single'
-  const runtime = new Runtime(options.configFile, log, options.env ?? systemEnvironment, watchPeers(new Generation(config), log), ownLogger, role, options.processMetrics ?? options.admin !== undefined)
+  const adminWanted = options.admin !== undefined || (role === 'single' && config.main.admin !== null)
+  const runtime = new Runtime(options.configFile, log, options.env ?? systemEnvironment, watchPeers(new Generation(config), log), ownLogger, role, options.processMetrics ?? adminWanted)
+  if (role === 'single') runtime.adminEndpoint = new AdminEndpoint(runtime.adminBackend(), log, options.admin ?? null)
   await runtime.bindListeners(runtime.generation)
   runtime.generation.startHealthChecks()
-  if (options.admin !== undefined) {
-    try {
-      await runtime.startAdmin(options.admin)
-    } catch (err) {
-      await runtime.stop()
-      throw err
-    }
+  try {
+    await runtime.adminEndpoint?.apply(config.main.admin)
+  } catch (err) {
+    await runtime.stop()
+    throw err
   }
   if (role === 'single') await runtime.writePid()
   log.notice(`switchyard ${role === 'worker' ? 'worker ' : ''}started, listening on ${runtime.addresses().map((a) => listenKey(a.host, a.port)).join(', ')}`)
@@ -121,7 +123,8 @@ class Runtime implements Switchyard {
   private readonly sockets = new Set<Socket>()
   private closing = false
   readonly metrics: Metrics
-  private admin: Server | null = null
+  /** The admin listener (a single process only; a primary owns it for its workers). */
+  adminEndpoint: AdminEndpoint | null = null
   /** API changes by `upstream\0server`, re-applied after a reload that keeps the upstream. */
   private readonly changes = new Map<string, PeerChange>()
   private drained: (() => void) | null = null
@@ -146,12 +149,6 @@ class Runtime implements Switchyard {
   }
 
   // ── admin ─────────────────────────────────────────────────────────────────────
-
-  async startAdmin(options: AdminOptions): Promise<void> {
-    this.admin = await startAdmin(this.adminBackend(), options)
-    const a = this.adminAddress()!
-    this.log.notice(`admin listener on http://${listenKey(a.host, a.port)}/ (metrics at /metrics, API at /api/upstreams)`)
-  }
 
   /** Views of every explicit upstream, for the API. */
   upstreamViews(): Record<string, UpstreamView> {
@@ -183,7 +180,7 @@ class Runtime implements Switchyard {
     }
   }
 
-  private adminBackend(): AdminBackend {
+  adminBackend(): AdminBackend {
     return {
       upstreams: async () => this.upstreamViews(),
       patch: async (name, id, change) => this.patchPeer(name, id, change),
@@ -194,8 +191,7 @@ class Runtime implements Switchyard {
   }
 
   adminAddress(): { host: string; port: number } | null {
-    const address = this.admin?.address()
-    return address && typeof address === 'object' ? { host: address.address, port: address.port } : null
+    return this.adminEndpoint?.address() ?? null
   }
 
   /** Carry API changes into a new generation for every upstream whose servers did not
@@ -449,7 +445,14 @@ class Runtime implements Switchyard {
     try {
       const config = await loadConfig(this.file)
       gen = watchPeers(new Generation(config, this.generation), this.log)
-      await this.bindListeners(gen)
+      await this.adminEndpoint?.apply(config.main.admin)
+      try {
+        await this.bindListeners(gen)
+      } catch (err) {
+        // Put the admin listener back where the running config has it.
+        await this.adminEndpoint?.apply(this.generation.config.main.admin).catch(() => undefined)
+        throw err
+      }
     } catch (err) {
       const message = (err as Error).message
       this.log.log('emerg', message)
@@ -506,10 +509,7 @@ class Runtime implements Switchyard {
   }
 
   private async closeAdmin(): Promise<void> {
-    if (this.admin === null) return
-    this.admin.closeAllConnections()
-    await closeServer(this.admin)
-    this.admin = null
+    await this.adminEndpoint?.close()
   }
 
   /** SIGUSR1: files are reopened on their next write, so a rotated log gets a new one. */

@@ -3,7 +3,8 @@
 // token, and survive a reload of an unchanged upstream.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { request } from 'node:http'
+import { createServer, request } from 'node:http'
+import { writeFile } from 'node:fs/promises'
 import { freePort, send, upstreams, type TestUpstream } from '../helpers/net.js'
 import { startSwitchyard, type SwitchyardProcess } from '../helpers/switchyard.js'
 
@@ -170,3 +171,62 @@ http {
     await u!.close()
   }
 })
+
+// Without --admin, `admin_listen` is followed across reloads (one process and with
+// workers): moved to a new address, its token changed, a reload whose address is taken
+// fails and keeps the listener where it was, and removing the directive closes it.
+for (const workers of [1, 2]) {
+  test(`admin_listen follows reloads (worker_processes ${workers})`, async () => {
+    const [u] = await upstreams(1)
+    const p = await freePort()
+    const [a, b] = [await freePort(), await freePort()]
+    const taken = createServer()
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', () => r()))
+    const busy = (taken.address() as { port: number }).port
+    const conf = (admin: string): string => `worker_processes ${workers};
+${admin}
+events {}
+http {
+  upstream app { server 127.0.0.1:${u!.port}; }
+  server { listen 127.0.0.1:${p}; location / { proxy_pass http://app; } }
+}
+`
+    const { proc: sy, file } = await startSwitchyard(conf(`admin_listen 127.0.0.1:${a};`))
+    const saved = admin
+    const reload = async (text: string, marker: string): Promise<void> => {
+      const before = sy.stderr.length
+      await writeFile(file, text)
+      sy.signal('SIGHUP')
+      const deadline = Date.now() + 10_000
+      while (!sy.stderr.slice(before).includes(marker)) {
+        assert.ok(Date.now() < deadline, `no "${marker}" after the reload:\n${sy.stderr.slice(before)}`)
+        await new Promise((r) => setTimeout(r, 20))
+      }
+    }
+    try {
+      await sy.waitFor(`admin listener on http://127.0.0.1:${a}/`)
+      admin = a
+      assert.equal((await call('PATCH', '/api/upstreams/app/servers/0', { weight: 2 })).status, 200)
+
+      await reload(conf(`admin_listen 127.0.0.1:${b} token=n3w;`), `admin listener on http://127.0.0.1:${b}/`)
+      await assert.rejects(call('GET', '/api/upstreams'), /ECONNREFUSED/)
+      admin = b
+      assert.equal((await call('PATCH', '/api/upstreams/app/servers/0', { weight: 3 })).status, 401)
+      assert.equal((await call('PATCH', '/api/upstreams/app/servers/0', { weight: 3 }, 'n3w')).status, 200)
+
+      await reload(conf(`admin_listen 127.0.0.1:${busy};`), 'reload failed')
+      assert.match(sy.stderr, new RegExp(`bind\\(\\) to 127\\.0\\.0\\.1:${busy} failed \\(EADDRINUSE\\) for the admin listener`))
+      assert.equal((await call('GET', '/api/upstreams')).status, 200, 'the listener stays where the running config has it')
+      assert.equal((await send(p)).status, 200)
+
+      await reload(conf(''), 'admin listener closed')
+      await assert.rejects(call('GET', '/api/upstreams'), /ECONNREFUSED/)
+      assert.equal((await send(p)).status, 200)
+    } finally {
+      admin = saved
+      taken.close()
+      await sy.stop()
+      await u!.close()
+    }
+  })
+}
