@@ -128,14 +128,24 @@ export interface ProxiedConnection {
   readonly localPort: number
 }
 
-const connections = new WeakMap<object, ProxiedConnection>()
+const kProxied = Symbol('switchyard.proxied')
+type Tagged = { [kProxied]?: ProxiedConnection }
 
 /** The PROXY facts of the connection a request came on: `socket` is the TCP socket, the
- *  TLS socket over it (whose `_parent` is what was handed to the TLS server), or node:http2's
- *  proxy of that TLS socket (which passes `_parent` through). */
+ *  TLS socket over the stream handed to the TLS server (tagged by `adoptTlsSocket`), or
+ *  node:http2's proxy of that TLS socket (which passes property reads through). */
 export function proxiedConnection(socket: object | null | undefined): ProxiedConnection | undefined {
   if (socket == null) return undefined
-  return connections.get(socket) ?? connections.get((socket as { _parent?: object })._parent ?? socket)
+  return (socket as Tagged)[kProxied]
+}
+
+/** At 'secureConnection': give the TLS socket the facts of the stream it runs over. Node
+ *  keeps no public link from a TLS socket to a JS stream under it: the TLS handle's
+ *  `_parentWrap` is Node's JSStreamSocket, whose `stream` is the one switchyard made. */
+export function adoptTlsSocket(socket: object): void {
+  const under = (socket as { _handle?: { _parentWrap?: { stream?: Tagged } } })._handle?._parentWrap?.stream
+  const info = under?.[kProxied]
+  if (info !== undefined) (socket as Tagged)[kProxied] = info
 }
 
 /** Read the PROXY header off a freshly accepted socket, then hand the connection on:
@@ -174,7 +184,7 @@ export function acceptProxied(socket: Socket, options: { timeout: () => number; 
       localAddress: socket.localAddress ?? '',
       localPort: socket.localPort ?? 0,
     }
-    connections.set(socket, info)
+    ;(socket as Tagged)[kProxied] = info
     const rest = buffered.subarray(result.length)
     if (!options.wrap) {
       // Node's HTTP parser takes over the socket's handle and reads from it directly, so
@@ -187,7 +197,7 @@ export function acceptProxied(socket: Socket, options: { timeout: () => number; 
     // A TLS server would take the handle too and lose the bytes already read (often the
     // ClientHello, sent with the header): it gets a stream that starts with them instead.
     const stream = streamOver(socket, rest)
-    connections.set(stream, info)
+    ;(stream as Tagged)[kProxied] = info
     options.serve(stream)
   }
   socket.on('data', onData)

@@ -27,7 +27,7 @@ import type { EdgeSettings } from '../config/model.js'
 import { DEFAULT_EDGE } from '../config/edge.js'
 import { accessDenied, armBodyTimeout, checkRequest, isClosing, markClosing, realAddress } from '../proxy/edge.js'
 import { hasBody, sendReturn } from '../proxy/return.js'
-import { acceptProxied } from '../proxy/proxy-protocol.js'
+import { acceptProxied, adoptTlsSocket } from '../proxy/proxy-protocol.js'
 import { plainAddress } from '../proxy/request-vars.js'
 import { applyListenerEdge, CHECK_INTERVAL, listenerEdges } from './listener-edge.js'
 
@@ -471,6 +471,7 @@ class Runtime implements Switchyard {
     }
     // Requests are counted on the socket they arrive on: the TLS one, not the TCP one.
     server.on(tls === null ? 'connection' : 'secureConnection', (socket: Socket | TLSSocket) => {
+      if (front !== null && tls !== null) adoptTlsSocket(socket)
       this.sockets.add(socket)
       socket.once('close', () => this.sockets.delete(socket))
     })
