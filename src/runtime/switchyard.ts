@@ -264,6 +264,7 @@ class Runtime implements Switchyard {
     const gen = this.generation
     const found = this.edgePhases(listener, req, () => res, vars)
     if (found === undefined) return
+    if (found !== null && found.route.settings.edge.keepaliveTimeout === 0) res.shouldKeepAlive = false
     if (found === null || found.route.target === null) {
       // No proxy_pass here: nginx would look for a file under `root`; switchyard serves none.
       if (this.closing) res.shouldKeepAlive = false
@@ -281,7 +282,8 @@ class Runtime implements Switchyard {
   /** What happens to every request before it is proxied, plain or Upgrade, in nginx's
    *  phase order: the request checks (edge.ts), server and location, realip (post-read),
    *  `return` at server level (server rewrite) then at location level (rewrite), and
-   *  allow/deny (access). Returns the route to go on with (null: no server block), or
+   *  allow/deny (access); keepalive_timeout 0 is left to the caller (an Upgrade request
+   *  closes anyway). Returns the route to go on with (null: no server block), or
    *  undefined when the request has been answered here. `answer` gives the response to
    *  answer on (an Upgrade request has none until one is made on its socket). */
   private edgePhases(listener: Listener, req: IncomingMessage, answer: () => ServerResponse, vars: RequestVars): Routed | null | undefined {
@@ -312,7 +314,6 @@ class Runtime implements Switchyard {
       this.refuse(req, answer(), 403, `access forbidden by rule, client: ${vars.remoteAddr}, server: ${vars.serverName}, request: "${req.method} ${req.url} HTTP/${req.httpVersion}"`)
       return undefined
     }
-    if (edge.keepaliveTimeout === 0) answer().shouldKeepAlive = false
     return found
   }
 
@@ -327,6 +328,8 @@ class Runtime implements Switchyard {
   }
 
   private handleUpgrade(listener: Listener, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    // Pipelined behind an answer that closes this connection: never served.
+    if (isClosing(socket as Socket)) return void socket.destroy()
     countRequest(socket as Socket)
     const gen = this.generation
     const vars = new RequestVars(req, { scheme: listener.kind === 'plain' ? 'http' : 'https', port: listener.port })
