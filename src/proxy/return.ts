@@ -8,8 +8,9 @@
 //   default_type; its built-in types map .html, .gif and .jpg by the URI's extension);
 // - 400 and above without a text: the status's error page (none for codes nginx has no
 //   page for: an empty body);
-// - 444 (and 499): the connection is closed without an answer (an HTTP/2 stream is reset).
-import type { IncomingMessage, ServerResponse } from 'node:http'
+// - 444 (and 499): the connection is closed without an answer (an HTTP/2 stream is reset,
+//   as is one whose code HTTP/2 cannot send: below 200 or above 599).
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http'
 import { constants as h2, type Http2ServerRequest } from 'node:http2'
 import type { ReturnAction } from '../config/model.js'
 import { hostVariable, type RequestVariables } from '../config/variables.js'
@@ -35,7 +36,8 @@ export function hasBody(req: IncomingMessage): boolean {
 export function sendReturn(action: ReturnAction, req: IncomingMessage, res: ServerResponse, vars: RequestVariables): { status: number; bytes: number } | null {
   const code = action.code
   const h2stream = isHttp2(req) ? (req as unknown as Http2ServerRequest).stream : null
-  if (code === 444 || code === 499 || code < 100) {
+  // HTTP/2 has no way to send a final status outside 200..599 (node:http2 throws).
+  if (code === 444 || code === 499 || code < 100 || (h2stream !== null && (code < 200 || code > 599))) {
     if (h2stream !== null) h2stream.close(h2.NGHTTP2_INTERNAL_ERROR)
     else req.socket.destroy()
     return null
@@ -59,7 +61,8 @@ export function sendReturn(action: ReturnAction, req: IncomingMessage, res: Serv
       res.shouldKeepAlive = false
       markClosing(req.socket)
     }
-    res.writeHead(code, headers)
+    if (h2stream !== null) res.writeHead(code, headers)
+    else res.writeHead(code, STATUS_CODES[code] ?? '', headers)
     const head = req.method === 'HEAD' || code === 204 || code === 304
     res.end(head ? undefined : text)
     return { status: code, bytes: head ? 0 : Buffer.byteLength(text) }

@@ -55,6 +55,7 @@ http {
     location /text { return 200 "h2 $scheme $host\\n"; }
     location /moved { return 302 /elsewhere; }
     location /close { return 444; }
+    location /info { return 100 "x"; }
     location / { proxy_pass http://127.0.0.1:${backend.port}; }
   }
 }
@@ -217,6 +218,8 @@ test('return over HTTP/2: text, absolute redirect, 444 resets only its stream', 
     const closed = await get('/close')
     assert.equal(closed.status, 0)
     assert.equal(closed.error, 'ERR_HTTP2_STREAM_ERROR')
+    const info = await get('/info')
+    assert.equal(info.error, 'ERR_HTTP2_STREAM_ERROR', 'a 1xx cannot be a final HTTP/2 status: the stream is reset')
     const again = await get('/text')
     assert.equal(again.status, 200, 'the session goes on after a 444 on one stream')
   } finally {
