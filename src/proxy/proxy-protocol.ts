@@ -164,7 +164,10 @@ export function acceptProxied(socket: Socket, options: { timeout: () => number; 
     socket.removeListener('error', onError)
     socket.removeListener('close', onClose)
   }
-  const onError = (): void => cleanup()
+  const onError = (): void => {
+    cleanup()
+    socket.destroy()
+  }
   const onClose = (): void => cleanup()
   const onData = (chunk: Buffer): void => {
     buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk])
