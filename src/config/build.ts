@@ -28,6 +28,7 @@ import type {
   NextUpstream,
   ProxyPass,
   QueueConfig,
+  ReturnAction,
   RetryBudgetConfig,
   SourceRef,
   UpstreamConfig,
@@ -69,6 +70,7 @@ export const DEFAULT_SETTINGS: LocationSettings = {
   clientMaxBodySize: 1024 * 1024,
   accessLog: null,
   edge: DEFAULT_EDGE,
+  return: null,
 }
 
 const DEFAULT_SERVER_PARAMS = { weight: 1, maxFails: 1, failTimeout: 10_000, maxConns: 0, slowStart: 0, route: '', backup: false, down: false }
@@ -119,6 +121,7 @@ interface SettingsDraft {
   accessLog?: AccessLog | null
   edge?: EdgeDraft
   tls?: TlsDraft
+  ret?: ReturnAction
 }
 
 interface LocationDraft {
@@ -309,7 +312,7 @@ class Builder {
       })
       return {
         source: d.source,
-        listen: d.listen.length > 0 ? d.listen : [{ host: '0.0.0.0', port: 80, defaultServer: false, ssl: false, http2: false, source: d.source }],
+        listen: d.listen.length > 0 ? d.listen : [{ host: '0.0.0.0', port: 80, defaultServer: false, ssl: false, http2: false, proxyProtocol: false, source: d.source }],
         serverNames: d.serverNames.length > 0 ? d.serverNames : [''],
         locations,
         settings: serverSettings,
@@ -485,14 +488,16 @@ class Builder {
     let defaultServer = false
     let ssl = false
     let http2 = false
+    let proxyProtocol = false
     for (const param of params) {
       if (param === 'default_server' || param === 'default') defaultServer = true
       else if (param === 'ssl') ssl = true
       else if (param === 'http2') http2 = true
+      else if (param === 'proxy_protocol') proxyProtocol = true
       else if (LISTEN_PARAMS.has(param.split('=')[0]!)) notSupported(`parameter "${param}" of the "listen" directive`, stmt)
       else fail(`invalid parameter "${param}"`, stmt)
     }
-    return [...new Set(hosts.map(canonicalIp))].map((h) => ({ host: h, port, defaultServer, ssl, http2, source: stmt.source }))
+    return [...new Set(hosts.map(canonicalIp))].map((h) => ({ host: h, port, defaultServer, ssl, http2, proxyProtocol, source: stmt.source }))
   }
 
   private async location(stmt: Statement): Promise<LocationDraft> {
@@ -599,6 +604,14 @@ class Builder {
         draft.proxyNextUpstream = flags
         return
       }
+      case 'return':
+        // Later `return`s on the same level are never reached (the first one ends the
+        // rewrite phase), but nginx still checks them.
+        {
+          const action = returnAction(stmt)
+          draft.ret ??= action
+        }
+        return
       case 'access_log':
         if (draft.accessLog !== undefined) notSupported('more than one "access_log" directive on one level', stmt)
         draft.accessLog = this.accessLog(stmt)
@@ -762,9 +775,10 @@ function serverParams(stmt: Statement): {
   return { params, list }
 }
 
-/** nginx `listen` parameters other than `default_server`, `ssl` and `http2` (not supported yet). */
+/** nginx `listen` parameters other than `default_server`, `ssl`, `http2` and
+ *  `proxy_protocol` (not supported yet). */
 const LISTEN_PARAMS = new Set([
-  'ssl', 'http2', 'quic', 'proxy_protocol', 'reuseport', 'bind', 'deferred', 'ipv6only', 'backlog', 'rcvbuf',
+  'quic', 'reuseport', 'bind', 'deferred', 'ipv6only', 'backlog', 'rcvbuf',
   'sndbuf', 'setfib', 'fastopen', 'accept_filter', 'so_keepalive', 'multipath',
 ])
 
@@ -936,6 +950,26 @@ function merge(inner: SettingsDraft, outer: LocationSettings): LocationSettings 
     clientMaxBodySize: inner.clientMaxBodySize ?? outer.clientMaxBodySize,
     edge: mergeEdge(inner.edge, outer.edge),
     accessLog: inner.accessLog !== undefined ? inner.accessLog : outer.accessLog,
+    return: inner.ret ?? null,
+  }
+}
+
+/** `return CODE [TEXT|URL]` or `return URL` as nginx's ngx_http_rewrite_return reads it:
+ *  a code is decimal 0..999; a lone argument that is not one must start with `http://`,
+ *  `https://` or `$scheme` and means 302. */
+function returnAction(stmt: Statement): ReturnAction {
+  const [first, second] = stmt.args as [string, string | undefined]
+  let code = /^[0-9]+$/.test(first) ? Number(first) : -1
+  let text = second
+  if (code === -1) {
+    if (second !== undefined || !/^(http:\/\/|https:\/\/|\$scheme)/.test(first)) fail(`invalid return code "${first}"`, stmt)
+    code = 302
+    text = first
+  } else if (code > 999) fail(`invalid return code "${first}"`, stmt)
+  try {
+    return { source: stmt.source, code, text: compileTemplate(text ?? ''), hasText: text !== undefined }
+  } catch (err) {
+    return fail((err as Error).message, stmt)
   }
 }
 

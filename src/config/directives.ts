@@ -105,6 +105,8 @@ export const DIRECTIVES: readonly DirectiveSpec[] = [
   spec('ssl_ciphers', ['http', 'server'], [1, 1]),
   spec('ssl_session_timeout', ['http', 'server'], [1, 1]),
   spec('http2', ['http', 'server'], [1, 1]),
+  // ngx_http_rewrite_module's `return` (nginx also allows it inside `if`).
+  spec('return', ['server', 'location'], [1, 2]),
 ]
 
 const byName = new Map<string, DirectiveSpec[]>()
@@ -204,7 +206,7 @@ const UNSUPPORTED = new Set(
   open_log_file_cache override_charset perl perl_modules perl_require perl_set
   postpone_gzipping quic_active_connection_id_limit quic_gso quic_host_key quic_retry
   random_index referer_hash_bucket_size referer_hash_max_size
-  return rewrite rewrite_log scgi_bind scgi_buffer_size scgi_buffering scgi_buffers
+  rewrite rewrite_log scgi_bind scgi_buffer_size scgi_buffering scgi_buffers
   scgi_busy_buffers_size scgi_cache scgi_cache_background_update scgi_cache_bypass
   scgi_cache_key scgi_cache_lock scgi_cache_lock_age scgi_cache_lock_timeout
   scgi_cache_max_range_offset scgi_cache_methods scgi_cache_min_uses scgi_cache_path

@@ -95,9 +95,9 @@ export function edgeSetting(stmt: Statement, draft: EdgeDraft, seen: Set<string>
       return
     }
     case 'real_ip_header':
-      // nginx also knows `proxy_protocol`, which needs `listen … proxy_protocol`.
-      if (arg === 'proxy_protocol') fail('"real_ip_header proxy_protocol" is not supported by switchyard yet', stmt)
-      draft.realIpHeader = arg.toLowerCase()
+      // `proxy_protocol` (exact, as nginx compares it) reads the PROXY protocol header of a
+      // `listen … proxy_protocol` connection instead of a request header.
+      draft.realIpHeader = arg === 'proxy_protocol' ? arg : arg.toLowerCase()
       return
     case 'real_ip_recursive':
       if (arg !== 'on' && arg !== 'off') fail(`invalid value "${arg}" in "real_ip_recursive" directive, it must be "on" or "off"`, stmt)

@@ -166,7 +166,7 @@ export function completeHealthCheck(
     const vars: RequestVariables = {
       req: { headers: {} } as RequestVariables['req'],
       remoteAddr: '', remotePort: 0, scheme: 'http', serverAddr: '', serverPort: 0,
-      serverName, proxyHost: pass.proxyHost, path: draft.uri.split('?')[0]!, args: '',
+      serverName, proxyHost: pass.proxyHost, proxyProtocol: null, path: draft.uri.split('?')[0]!, args: '',
     }
     let value = ''
     try {

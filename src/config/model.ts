@@ -197,6 +197,8 @@ export interface ListenAddress {
   readonly ssl: boolean
   /** `http2` (deprecated in nginx 1.25 for `http2 on;`): HTTP/2 over ALPN on this address. */
   readonly http2: boolean
+  /** `proxy_protocol`: every connection starts with a PROXY protocol header (v1 or v2). */
+  readonly proxyProtocol: boolean
   readonly source: SourceRef
 }
 
@@ -275,6 +277,20 @@ export interface LocationSettings {
   readonly accessLog: AccessLog | null
   /** Client-side limits, timeouts, access rules and real-ip (src/config/edge.ts). */
   readonly edge: EdgeSettings
+  /** `return` written at this very level (server or location); never inherited, as nginx's
+   *  rewrite module does not inherit its directives. null when none is written. */
+  readonly return: ReturnAction | null
+}
+
+/** `return CODE [TEXT]`, `return CODE URL`, `return URL` (ngx_http_rewrite_module). */
+export interface ReturnAction {
+  readonly source: SourceRef
+  /** 0..999; `return URL` is 302. */
+  readonly code: number
+  /** The text, or the redirect URL for 301, 302, 303, 307, 308; '' when not written. */
+  readonly text: Template
+  /** False for `return CODE;`: a code of 400 or more then answers its error page. */
+  readonly hasText: boolean
 }
 
 /** What switchyard enforces on clients. Timeouts are ms. The listener-wide ones
@@ -294,8 +310,9 @@ export interface EdgeSettings {
   readonly largeClientHeaderBuffers: { readonly number: number; readonly size: number }
   /** `allow` / `deny` in config order, first match wins; inherited only when a level has none. */
   readonly access: readonly AccessRule[]
-  /** `set_real_ip_from` (array rule, like access), `real_ip_header` (default X-Real-IP),
-   *  `real_ip_recursive` (default off). */
+  /** `set_real_ip_from` (array rule, like access), `real_ip_header` (default X-Real-IP;
+   *  `proxy_protocol` takes the PROXY protocol source address), `real_ip_recursive`
+   *  (default off). */
   readonly realIp: RealIp
 }
 
@@ -306,7 +323,7 @@ export interface AccessRule {
 
 export interface RealIp {
   readonly from: readonly Cidr[]
-  /** Lower-cased header name. */
+  /** Lower-cased header name, or `proxy_protocol`. */
   readonly header: string
   readonly recursive: boolean
 }

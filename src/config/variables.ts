@@ -19,6 +19,9 @@ export interface RequestVariables {
   readonly path: string
   /** The query string without `?`, '' when there is none. */
   readonly args: string
+  /** The client address and port a PROXY protocol header gave (`listen … proxy_protocol`);
+   *  null when the connection had none or the header carried no address. */
+  readonly proxyProtocol: { readonly addr: string; readonly port: number } | null
 }
 
 type Getter = (v: RequestVariables) => string
@@ -79,6 +82,8 @@ const fixed: Record<string, Getter> = {
   server_port: (v) => String(v.serverPort),
   server_name: (v) => v.serverName,
   proxy_host: (v) => v.proxyHost,
+  proxy_protocol_addr: (v) => v.proxyProtocol?.addr ?? '',
+  proxy_protocol_port: (v) => (v.proxyProtocol === null ? '' : String(v.proxyProtocol.port)),
   content_length: (v) => header(v, 'content-length'),
   content_type: (v) => header(v, 'content-type'),
   hostname: () => hostName,

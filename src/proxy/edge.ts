@@ -24,6 +24,7 @@ import type { Socket } from 'node:net'
 import { addressWords, cidrMatches, type Cidr } from '../config/cidr.js'
 import type { AccessRule, EdgeSettings, RealIp } from '../config/model.js'
 import { isHttp2 } from './http2.js'
+import { proxiedConnection } from './proxy-protocol.js'
 
 const kClosing = Symbol('switchyard.closing')
 type MarkedSocket = Socket & { [kClosing]?: true }
@@ -87,6 +88,12 @@ export function realAddress(peer: string, realIp: RealIp, req: IncomingMessage):
   if (realIp.from.length === 0) return null
   const peerWords = addressWords(peer)
   if (peerWords === null || !trusted(realIp.from, peerWords)) return null
+  if (realIp.header === 'proxy_protocol') {
+    // The address the PROXY header gave; none (LOCAL, UNKNOWN, not a PROXY listener) or
+    // one that is not an IP address keeps the peer's.
+    const addr = proxiedConnection(req.socket)?.header?.srcAddr
+    return addr === undefined || addressWords(addr) === null ? null : addr
+  }
   const value = req.headers[realIp.header]
   if (value === undefined) return null
   const text = Array.isArray(value) ? value.join(',') : value

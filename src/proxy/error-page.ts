@@ -48,7 +48,8 @@ export function sendErrorPage(res: ServerResponse, status: number, close = false
   }
   // HTTP/2 has no reason phrase (RFC 9113 §8.3.2).
   if (h2) res.writeHead(status, headers)
-  else res.writeHead(status, statusText(status), headers)
+  // nginx's status line for 302 (its page says `302 Found`).
+  else res.writeHead(status, status === 302 ? 'Moved Temporarily' : statusText(status), headers)
   const head = res.req.method === 'HEAD'
   res.end(head ? undefined : body)
   return head ? 0 : body.length

@@ -3,6 +3,7 @@
 import type { IncomingMessage } from 'node:http'
 import type { LogVariables, UpstreamTry } from '../config/log-format.js'
 import type { RequestVariables } from '../config/variables.js'
+import { proxiedConnection } from './proxy-protocol.js'
 
 /** What the listening socket knows about itself. */
 export interface ListenerInfo {
@@ -50,15 +51,21 @@ export class RequestVars implements RequestVariables, LogVariables {
   realAddr: string | null = null
 
   get remoteAddr(): string {
-    return this.realAddr ?? plainAddress(this.req.socket.remoteAddress)
+    return this.realAddr ?? plainAddress(this.req.socket.remoteAddress ?? proxiedConnection(this.req.socket)?.peerAddress)
   }
 
   get remotePort(): number {
-    return this.req.socket.remotePort ?? 0
+    return this.req.socket.remotePort ?? proxiedConnection(this.req.socket)?.peerPort ?? 0
   }
 
   get serverAddr(): string {
-    return plainAddress(this.req.socket.localAddress)
+    return plainAddress(this.req.socket.localAddress ?? proxiedConnection(this.req.socket)?.localAddress)
+  }
+
+  /** `$proxy_protocol_addr` / `$proxy_protocol_port` (see proxy-protocol.ts). */
+  get proxyProtocol(): { addr: string; port: number } | null {
+    const header = proxiedConnection(this.req.socket)?.header
+    return header == null ? null : { addr: header.srcAddr, port: header.srcPort }
   }
 }
 

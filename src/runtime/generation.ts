@@ -38,6 +38,12 @@ export class CompiledServer {
   }
 }
 
+/** Where a request goes: its server block and the location's route. */
+export interface Routed {
+  readonly server: CompiledServer
+  readonly route: Route
+}
+
 /** `host:port` of a listen address, the key listeners are kept by across reloads. */
 export function listenKey(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
@@ -54,6 +60,9 @@ export interface ListenSlot {
    *  `ssl` on any `listen` of the address makes it TLS, as in nginx; `http2` there or
    *  `http2 on` in any of its TLS server blocks adds HTTP/2. */
   readonly kind: ListenKind
+  /** `proxy_protocol` on any `listen` of the address: connections start with a PROXY
+   *  header (nginx too decides it per listening socket). */
+  readonly proxyProtocol: boolean
 }
 
 export type ListenKind = 'plain' | 'https' | 'h2'
@@ -120,16 +129,17 @@ export class Generation {
       return { settings, target: new ProxyTarget(location, settings, upstream, poolsFor(upstream, settings.proxyConnectTimeout)) }
     }
 
-    const byAddress = new Map<string, { host: string; port: number; ssl: boolean; http2: boolean; entries: Array<{ config: VirtualServer; server: CompiledServer; isDefault: boolean }> }>()
+    const byAddress = new Map<string, { host: string; port: number; ssl: boolean; http2: boolean; proxyProtocol: boolean; entries: Array<{ config: VirtualServer; server: CompiledServer; isDefault: boolean }> }>()
     for (const vs of config.http.servers) {
       const server = new CompiledServer(vs, routeFor)
       for (const l of vs.listen) {
         const key = listenKey(l.host, l.port)
         let slot = byAddress.get(key)
-        if (slot === undefined) byAddress.set(key, (slot = { host: l.host, port: l.port, ssl: false, http2: false, entries: [] }))
+        if (slot === undefined) byAddress.set(key, (slot = { host: l.host, port: l.port, ssl: false, http2: false, proxyProtocol: false, entries: [] }))
         slot.entries.push({ config: vs, server, isDefault: l.defaultServer })
         slot.ssl ||= l.ssl
         slot.http2 ||= l.http2 || vs.tls.http2
+        slot.proxyProtocol ||= l.proxyProtocol
       }
     }
     this.listeners = new Map([...byAddress].map(([key, slot]) => [key, {
@@ -138,11 +148,12 @@ export class Generation {
       servers: new ServerSelector(slot.entries),
       blocks: [...slot.entries.filter((e) => e.isDefault), ...slot.entries.filter((e) => !e.isDefault)].map((e) => e.server),
       kind: !slot.ssl ? 'plain' : slot.http2 ? 'h2' : 'https',
+      proxyProtocol: slot.proxyProtocol,
     }]))
   }
 
   /** The server block and route for a request that arrived on `key`. */
-  route(key: string, vars: RequestVars): { server: CompiledServer; route: Route } | null {
+  route(key: string, vars: RequestVars): Routed | null {
     const listener = this.listeners.get(key)
     if (listener === undefined) return null
     const server = listener.servers.single ?? listener.servers.select(hostVariable(vars))

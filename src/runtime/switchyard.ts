@@ -21,12 +21,15 @@ import { Exchange, type ProxyContext } from '../proxy/exchange.js'
 import { RequestVars } from '../proxy/request-vars.js'
 import { Tunnel } from '../proxy/upgrade.js'
 import { systemEnvironment, type Environment } from '../upstream/upstream.js'
-import { Generation, listenKey, type ListenKind, type ListenSlot } from './generation.js'
+import { Generation, listenKey, type ListenKind, type ListenSlot, type Routed } from './generation.js'
 import { ListenerTls } from './listener-tls.js'
-import { adaptHttp2Request, isHttp2 } from '../proxy/http2.js'
+import { adaptHttp2Request, CONNECTION_ERROR, isHttp2 } from '../proxy/http2.js'
 import type { EdgeSettings } from '../config/model.js'
 import { DEFAULT_EDGE } from '../config/edge.js'
 import { accessDenied, armBodyTimeout, checkRequest, isClosing, markClosing, realAddress } from '../proxy/edge.js'
+import { hasBody, sendReturn } from '../proxy/return.js'
+import { acceptProxied, adoptTlsSocket } from '../proxy/proxy-protocol.js'
+import { plainAddress } from '../proxy/request-vars.js'
 import { applyListenerEdge, CHECK_INTERVAL, listenerEdges } from './listener-edge.js'
 
 export interface SwitchyardOptions {
@@ -106,6 +109,9 @@ interface Listener {
   readonly kind: ListenKind
   /** The current generation's certificates (TLS listeners only). */
   tls: ListenerTls | null
+  /** With `proxy_protocol`: the socket that accepts, reads the PROXY header and hands
+   *  the connection to `server` (which then listens on nothing itself). */
+  readonly front: NetServer | null
 }
 
 class Runtime implements Switchyard {
@@ -121,6 +127,8 @@ class Runtime implements Switchyard {
   private inFlight = 0
   /** Open client connections on the traffic listeners. */
   private readonly sockets = new Set<Socket>()
+  /** Connections on a `proxy_protocol` listener whose PROXY header is not read yet. */
+  private readonly pending = new Set<Socket>()
   private closing = false
   readonly metrics: Metrics
   /** The admin listener (a single process only; a primary owns it for its workers). */
@@ -248,23 +256,15 @@ class Runtime implements Switchyard {
     countRequest(socket)
     const h2 = isHttp2(req)
     if (h2) countStream(socket, res)
-    const invalid = h2 ? adaptHttp2Request(req) : checkRequest(req, listener.edge)
-    if (invalid !== 0) return this.refuse(req, res, invalid, 'client sent invalid request')
-    const gen = this.generation
     const vars = new RequestVars(req, { scheme: listener.kind === 'plain' ? 'http' : 'https', port: listener.port })
-    const found = gen.route(listener.key, vars)
-    if (found !== null) {
-      const { edge } = found.route.settings
-      if (edge.realIp.from.length !== 0) vars.realAddr = realAddress(vars.remoteAddr, edge.realIp, req)
-      if (accessDenied(edge.access, vars.remoteAddr)) {
-        return this.refuse(req, res, 403, `access forbidden by rule, client: ${vars.remoteAddr}, server: ${vars.serverName}, request: "${req.method} ${req.url} HTTP/${req.httpVersion}"`)
-      }
-      if (edge.keepaliveTimeout === 0) res.shouldKeepAlive = false
-    }
+    const gen = this.generation
+    const found = this.edgePhases(listener, req, () => res, vars)
+    if (found === undefined) return
+    if (found !== null && found.route.settings.edge.keepaliveTimeout === 0) res.shouldKeepAlive = false
     if (found === null || found.route.target === null) {
       // No proxy_pass here: nginx would look for a file under `root`; switchyard serves none.
       if (this.closing) res.shouldKeepAlive = false
-      const bytes = sendErrorPage(res, 404, req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined)
+      const bytes = sendErrorPage(res, 404, hasBody(req))
       const log = found?.route.settings.accessLog ?? null
       if (log !== null) this.accessLogs.write(log.path, accessLine(log, vars, 404, bytes, 0, []))
       return
@@ -273,6 +273,44 @@ class Runtime implements Switchyard {
     gen.enter()
     this.inFlight++
     new Exchange(this.context(gen), found.route.target, req, res, vars).start()
+  }
+
+  /** What happens to every request before it is proxied, plain or Upgrade, in nginx's
+   *  phase order: the request checks (edge.ts), server and location, realip (post-read),
+   *  `return` at server level (server rewrite) then at location level (rewrite), and
+   *  allow/deny (access); keepalive_timeout 0 is left to the caller (an Upgrade request
+   *  closes anyway). Returns the route to go on with (null: no server block), or
+   *  undefined when the request has been answered here. `answer` gives the response to
+   *  answer on (an Upgrade request has none until one is made on its socket). */
+  private edgePhases(listener: Listener, req: IncomingMessage, answer: () => ServerResponse, vars: RequestVars): Routed | null | undefined {
+    const invalid = isHttp2(req) ? adaptHttp2Request(req, listener.edge) : checkRequest(req, listener.edge)
+    if (invalid === CONNECTION_ERROR) {
+      this.log.info('client sent too large header')
+      return undefined
+    }
+    if (invalid !== 0) {
+      this.refuse(req, answer(), invalid, 'client sent invalid request')
+      return undefined
+    }
+    const found = this.generation.route(listener.key, vars)
+    if (found === null) return null
+    const { settings } = found.route
+    const { edge } = settings
+    if (edge.realIp.from.length !== 0) vars.realAddr = realAddress(vars.remoteAddr, edge.realIp, req)
+    const ret = found.server.config.settings.return ?? settings.return
+    if (ret !== null) {
+      const res = answer()
+      if (this.closing || edge.keepaliveTimeout === 0) res.shouldKeepAlive = false
+      const done = sendReturn(ret, req, res, vars)
+      const log = settings.accessLog
+      if (log !== null) this.accessLogs.write(log.path, accessLine(log, vars, done?.status ?? ret.code, done?.bytes ?? 0, 0, []))
+      return undefined
+    }
+    if (accessDenied(edge.access, vars.remoteAddr)) {
+      this.refuse(req, answer(), 403, `access forbidden by rule, client: ${vars.remoteAddr}, server: ${vars.serverName}, request: "${req.method} ${req.url} HTTP/${req.httpVersion}"`)
+      return undefined
+    }
+    return found
   }
 
   /** Answer a request switchyard will not pass on, and close the connection: an unread
@@ -286,25 +324,36 @@ class Runtime implements Switchyard {
   }
 
   private handleUpgrade(listener: Listener, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    // Pipelined behind an answer that closes this connection: never served.
+    if (isClosing(socket as Socket)) return void socket.destroy()
+    countRequest(socket as Socket)
     const gen = this.generation
     const vars = new RequestVars(req, { scheme: listener.kind === 'plain' ? 'http' : 'https', port: listener.port })
-    const found = gen.route(listener.key, vars)
+    // Node handed the socket over: anything switchyard answers itself goes on a response
+    // object of its own, and the connection closes after it.
+    let res: ServerResponse | null = null
+    const answer = (): ServerResponse => {
+      if (res === null) {
+        res = new ServerResponse(req)
+        res.assignSocket(socket as Socket)
+        res.shouldKeepAlive = false
+        res.on('finish', () => socket.end())
+      }
+      return res
+    }
+    const found = this.edgePhases(listener, req, answer, vars)
+    if (found === undefined) return
     const target = found?.route.target ?? null
     if (target === null || !target.canUpgrade || this.closing) {
       // Not configured for upgrades: nginx proxies such a request as a plain one (the
-      // Upgrade header is hop-by-hop and dropped). Node handed us the socket, so answer
-      // on it with a response object of our own, then close.
-      const res = new ServerResponse(req)
-      res.assignSocket(socket as Socket)
-      res.shouldKeepAlive = false
-      res.on('finish', () => socket.end())
+      // Upgrade header is hop-by-hop and dropped).
       if (target === null) {
-        sendErrorPage(res, 404, true)
+        sendErrorPage(answer(), 404, true)
         return
       }
       gen.enter()
       this.inFlight++
-      new Exchange(this.context(gen), target, req, res, vars).start()
+      new Exchange(this.context(gen), target, req, answer(), vars).start()
       return
     }
     gen.enter()
@@ -348,9 +397,10 @@ class Runtime implements Switchyard {
   async bindListeners(gen: Generation): Promise<void> {
     const opened: Listener[] = []
     for (const [key, slot] of gen.listeners) {
-      const kind = this.listeners.get(key)?.kind
+      const open = this.listeners.get(key)
       // One socket serves an address across reloads; its server cannot change protocol.
-      if (kind !== undefined && kind !== slot.kind) throw new Error(`the listen ${key} changes from ${kind} to ${slot.kind}, which needs a restart of switchyard`)
+      if (open !== undefined && open.kind !== slot.kind) throw new Error(`the listen ${key} changes from ${open.kind} to ${slot.kind}, which needs a restart of switchyard`)
+      if (open !== undefined && (open.front !== null) !== slot.proxyProtocol) throw new Error(`the listen ${key} ${slot.proxyProtocol ? 'adds' : 'drops'} proxy_protocol, which needs a restart of switchyard`)
     }
     try {
       for (const [key, slot] of gen.listeners) {
@@ -359,7 +409,7 @@ class Runtime implements Switchyard {
         opened.push(listener)
       }
     } catch (err) {
-      await Promise.all(opened.map((l) => closeServer(l.server)))
+      await Promise.all(opened.map((l) => closeListener(l)))
       throw err
     }
     for (const l of opened) this.listeners.set(l.key, l)
@@ -399,9 +449,28 @@ class Runtime implements Switchyard {
     // cut slow large bodies).
     applyListenerEdge(server, DEFAULT_EDGE)
     server.requestTimeout = 0
-    const listener: Listener = { key, server, port, edge: DEFAULT_EDGE, kind, tls }
+    const front = slot.proxyProtocol ? new NetServer() : null
+    const listener: Listener = { key, server, port, edge: DEFAULT_EDGE, kind, tls, front }
+    if (front !== null) {
+      front.on('connection', (socket: Socket) => {
+        // Until its header is read a connection is in neither server: quit and stop close it.
+        this.pending.add(socket)
+        socket.once('close', () => this.pending.delete(socket))
+        acceptProxied(socket, {
+          // nginx reads the header under client_header_timeout.
+          timeout: () => listener.edge.clientHeaderTimeout,
+          wrap: tls !== null,
+          serve: (s) => {
+            this.pending.delete(socket)
+            server.emit('connection', s)
+          },
+          onBroken: (why) => this.log.error(`${why} while reading PROXY protocol, client: ${plainAddress(socket.remoteAddress)}, server: ${key}`),
+        })
+      })
+    }
     // Requests are counted on the socket they arrive on: the TLS one, not the TCP one.
     server.on(tls === null ? 'connection' : 'secureConnection', (socket: Socket | TLSSocket) => {
+      if (front !== null && tls !== null) adoptTlsSocket(socket)
       this.sockets.add(socket)
       socket.once('close', () => this.sockets.delete(socket))
     })
@@ -415,15 +484,19 @@ class Runtime implements Switchyard {
       const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400
       socket.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Time-out' : 'Bad Request'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`)
     })
+    const bound: NetServer = front ?? server
     return new Promise((resolve, reject) => {
-      server.once('error', (err: NodeJS.ErrnoException) => {
+      bound.once('error', (err: NodeJS.ErrnoException) => {
         reject(new Error(`bind() to ${key} failed (${err.code ?? err.message})`))
       })
-      server.listen({ host, port, backlog: 511 }, () => {
-        const address = server.address()
+      bound.listen({ host, port, backlog: 511 }, () => {
+        const address = bound.address()
         if (address !== null && typeof address === 'object') listener.port = address.port
-        server.removeAllListeners('error')
-        server.on('error', (err) => this.log.error(`listener ${key}: ${err.message}`))
+        bound.removeAllListeners('error')
+        bound.on('error', (err) => this.log.error(`listener ${key}: ${err.message}`))
+        // Node's HTTP server starts its client_header_timeout checks when it listens; behind
+        // a front it never does itself.
+        if (front !== null) server.emit('listening')
         resolve(listener)
       })
     })
@@ -470,7 +543,7 @@ class Runtime implements Switchyard {
     for (const [key, l] of this.listeners) {
       if (!gen.listeners.has(key)) {
         this.listeners.delete(key)
-        void closeServer(l.server)
+        void closeListener(l)
       }
     }
     void old.retire()
@@ -484,10 +557,14 @@ class Runtime implements Switchyard {
     this.closing = true
     this.log.notice('gracefully shutting down')
     for (const t of this.tunnels) t.destroy()
-    const closed = [...this.listeners.values()].map((l) => stopAccepting(l.server))
+    const closed = [...this.listeners.values()].map((l) => stopAccepting(l.front ?? l.server))
+    // No request has come on these yet.
+    for (const socket of this.pending) socket.destroy()
     await this.drainConnections()
     if (this.inFlight > 0) await new Promise<void>((resolve) => (this.drained = resolve))
     await Promise.all(closed)
+    // A PROXY listener's HTTP server listens on nothing, but runs its timeout checks.
+    for (const l of this.listeners.values()) if (l.front !== null) l.server.close()
     await this.generation.retire()
     await this.closeAdmin()
     await this.accessLogs.close()
@@ -498,9 +575,10 @@ class Runtime implements Switchyard {
   async stop(): Promise<void> {
     this.closing = true
     for (const t of this.tunnels) t.destroy()
-    const closed = [...this.listeners.values()].map((l) => closeServer(l.server))
+    const closed = [...this.listeners.values()].map((l) => closeListener(l))
     for (const l of this.listeners.values()) l.server.closeAllConnections?.()
     for (const socket of this.sockets) socket.destroy()
+    for (const socket of this.pending) socket.destroy()
     await Promise.all(closed)
     await this.generation.destroy()
     await this.closeAdmin()
@@ -574,8 +652,20 @@ const isIdle = (socket: Socket): boolean => (socket as CountedSocket)._httpMessa
 
 /** Stop accepting connections without touching the open ones (http.Server#close would
  *  also drop every idle keep-alive connection at once). */
-function stopAccepting(server: Server): Promise<void> {
+function stopAccepting(server: NetServer): Promise<void> {
   return new Promise((resolve) => NetServer.prototype.close.call(server, () => resolve()))
+}
+
+/** Close a listener's socket: the PROXY front if it has one (its HTTP server listens on
+ *  nothing, but still has connections to let go), else the server itself. */
+async function closeListener(l: Listener): Promise<void> {
+  if (l.front !== null) {
+    await new Promise<void>((resolve) => l.front!.close(() => resolve()))
+    // Stops its timeout checks and lets idle connections go (it listens on nothing itself).
+    l.server.close()
+    return
+  }
+  await closeServer(l.server)
 }
 
 function closeServer(server: Server): Promise<void> {

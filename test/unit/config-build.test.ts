@@ -378,3 +378,36 @@ test('admin_listen', async () => {
   await assert.rejects(build('admin_listen nope;\nevents {}\n'), /invalid value "nope" in "admin_listen" directive/)
   await assert.rejects(build('admin_listen 9090 colour=red;\nevents {}\n'), /invalid parameter "colour=red"/)
 })
+
+// `return` belongs to the level it is written on (nginx's rewrite module inherits
+// nothing); `return URL` is 302; the first of several wins.
+test('return: parsed per level, never inherited', async () => {
+  const c = await http(`server {
+  listen 8080;
+  return 301 https://$host$request_uri;
+  location /a { return 200 "a $uri"; return 404; }
+  location /b { return https://example.com/; }
+  location /c { return 403; }
+  location /d { }
+}`)
+  const server = c.http.servers[0]!
+  assert.equal(server.settings.return?.code, 301)
+  assert.equal(server.settings.return?.text.text, 'https://$host$request_uri')
+  assert.deepEqual([at(c, '/a').return?.code, at(c, '/a').return?.hasText, at(c, '/a').return?.text.text], [200, true, 'a $uri'])
+  assert.deepEqual([at(c, '/b').return?.code, at(c, '/b').return?.text.constant], [302, 'https://example.com/'])
+  assert.deepEqual([at(c, '/c').return?.code, at(c, '/c').return?.hasText, at(c, '/c').return?.text.constant], [403, false, ''])
+  assert.equal(at(c, '/d').return, null, 'a location does not inherit the server return')
+})
+
+// proxy_protocol is a listen flag; real_ip_header proxy_protocol keeps its spelling.
+test('listen … proxy_protocol and real_ip_header proxy_protocol', async () => {
+  const c = await http(`server {
+  listen 127.0.0.1:8080 proxy_protocol;
+  listen 127.0.0.1:8081;
+  set_real_ip_from 10.0.0.0/8;
+  real_ip_header proxy_protocol;
+}`)
+  const server = c.http.servers[0]!
+  assert.deepEqual(server.listen.map((l) => [l.port, l.proxyProtocol]), [[8080, true], [8081, false]])
+  assert.equal(server.settings.edge.realIp.header, 'proxy_protocol')
+})
