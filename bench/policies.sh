@@ -136,6 +136,20 @@ http {
   printf '%s\n' "$out"
 }
 
+# cpu_ticks PGID: user+system CPU ticks of every process in the group (a primary and its
+# workers too). CPU per request is steadier than req/s on a shared machine: another
+# process taking the core lowers a run's req/s but not the CPU each request costs.
+cpu_ticks() {
+  local total=0 f fields
+  for f in /proc/[0-9]*/stat; do
+    read -ra fields <"$f" 2>/dev/null || continue
+    # After "pid (comm)": field 5 is the process group, 14 and 15 utime and stime
+    # (comm has no spaces for node).
+    [[ ${fields[4]} == "$1" ]] && total=$((total + fields[13] + fields[14]))
+  done
+  echo "$total"
+}
+
 # run_wrk SECONDS OUTFILE: wrk from the load CPU, in its own group so a Ctrl-C stops it.
 run_wrk() {
   local pid rc=0
@@ -147,7 +161,8 @@ run_wrk() {
   return "$rc"
 }
 
-# measure ROUND INDEX: sets RESULT to "req/s errors", or to "unsupported" / "failed".
+# measure ROUND INDEX: sets RESULT to "req/s errors cpu-µs-per-request", or to
+# "unsupported" / "failed".
 # (Not a $(subshell): the proxy it starts must be in this shell's STARTED for cleanup.)
 measure() {
   local round=$1 index=$2 name line http_extra workers args conf out pid rc=0 scraper=
@@ -176,7 +191,10 @@ measure() {
     scraper=$!
     STARTED+=("$scraper")
   fi
+  local ticks
+  ticks=$(cpu_ticks "$pid")
   run_wrk "$DURATION" "$out" || rc=$?
+  ticks=$(($(cpu_ticks "$pid") - ticks))
   [[ -z $scraper ]] || stop_group "$scraper"
   kill -0 "$pid" 2>/dev/null || rc=1
   stop_group "$pid"
@@ -184,14 +202,15 @@ measure() {
     RESULT=failed
     return
   fi
-  RESULT=$(awk '/Requests\/sec/ { rps = $2 }
+  RESULT=$(awk -v ticks="$ticks" -v hz="$(getconf CLK_TCK)" '/Requests\/sec/ { rps = $2 }
+       / requests in / { n = $1 }
        /Non-2xx or 3xx responses/ { errors += $NF }
        /Socket errors/ { gsub(/,/, ""); errors += $4 + $6 + $8 + $10 }
-       END { printf "%.0f %d\n", rps, errors }' "$out")
+       END { printf "%.0f %d %.2f\n", rps, errors, (n > 0 ? ticks * 1e6 / hz / n : 0) }' "$out")
 }
 
 log "results in $RESULTS_DIR: ${#POLICIES[@]} methods x $ROUNDS rounds (wrk -t1 -c$CONNS -d${DURATION}s, switchyard on CPU $PROXY_CPU, wrk and backends on CPU $LOAD_CPU)"
-declare -A RPS ERRORS STATUS
+declare -A RPS ERRORS CPU STATUS
 RESULT=
 for ((round = 1; round <= ROUNDS; round++)); do
   for index in "${!POLICIES[@]}"; do
@@ -201,8 +220,10 @@ for ((round = 1; round <= ROUNDS; round++)); do
     case $result in
       unsupported | failed) STATUS[$index]=$result ;;
       *)
-        RPS[$index]+="${result%% *} "
-        ERRORS[$index]=$(( ${ERRORS[$index]:-0} + ${result##* } ))
+        read -r rps errors cpu <<<"$result"
+        RPS[$index]+="$rps "
+        CPU[$index]+="$cpu "
+        ERRORS[$index]=$(( ${ERRORS[$index]:-0} + errors ))
         ;;
     esac
     log "round $round/$ROUNDS  $(printf '%-30s' "$name") $result"
@@ -211,17 +232,23 @@ done
 
 median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.0f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 best() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -n | tail -1; }
+least() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | head -1; }
 
 log "load average after the runs: $(cut -d' ' -f1-3 /proc/loadavg)"
 baseline=$(best "${RPS[0]:-}")
-printf '| %s | req/s (best of %d) | × first row | median req/s | errors |\n|---|---:|---:|---:|---:|\n' "$([[ $SET == modes ]] && echo mode || echo policy)" "$ROUNDS"
+cpu_baseline=$(least "${CPU[0]:-}")
+# CPU µs/req: user+system time of switchyard's processes (all workers) per request, the
+# least of the rounds; its ratio to the first row is the cost of what the row adds.
+printf '| %s | req/s (best of %d) | × first row | median req/s | CPU µs/req | CPU × first row | errors |\n|---|---:|---:|---:|---:|---:|---:|\n' "$([[ $SET == modes ]] && echo mode || echo policy)" "$ROUNDS"
 for index in "${!POLICIES[@]}"; do
   name=${POLICIES[$index]%%|*}
   if [[ -z ${RPS[$index]:-} ]]; then
-    printf '| %s | %s | | | |\n' "$name" "${STATUS[$index]:-failed}"
+    printf '| %s | %s | | | | | |\n' "$name" "${STATUS[$index]:-failed}"
     continue
   fi
   rps=$(best "${RPS[$index]}")
   ratio=$(awk -v a="$rps" -v b="$baseline" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "-" }')
-  printf '| %s | %s | %s | %s | %s |\n' "$name" "$rps" "$ratio" "$(median "${RPS[$index]}")" "${ERRORS[$index]}"
+  cpu=$(least "${CPU[$index]}")
+  cpu_ratio=$(awk -v a="$cpu" -v b="$cpu_baseline" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "-" }')
+  printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$rps" "$ratio" "$(median "${RPS[$index]}")" "$cpu" "$cpu_ratio" "${ERRORS[$index]}"
 done

@@ -161,6 +161,7 @@ async function sendSignal(file: string, name: string): Promise<number> {
  *  worker_processes is 1 (nginx's default), else as the primary of that many workers. */
 async function run(file: string, adminFlag: Flags['admin']): Promise<number> {
   const log = createLogger()
+  const signals = listenForSignals(log)
   let config
   try {
     config = await loadConfig(file)
@@ -171,7 +172,7 @@ async function run(file: string, adminFlag: Flags['admin']): Promise<number> {
   log.configure(config.main.errorLog.path, config.main.errorLog.level)
   // `--admin` wins over the config's `admin_listen`, which is followed across reloads.
   const admin = adminFlag ?? null
-  if (workerCount(config) > 1) return runPrimary(file, config, admin, log)
+  if (workerCount(config) > 1) return runPrimary(file, config, admin, log, signals)
 
   tuneHeapForProxy()
   let sy
@@ -182,7 +183,7 @@ async function run(file: string, adminFlag: Flags['admin']): Promise<number> {
     return 1
   }
   const instance = sy
-  return untilSignalled(log, {
+  return signals.serve({
     reload: () => void instance.reload(),
     quit: () => instance.quit(),
     stop: () => instance.stop(),
@@ -194,7 +195,7 @@ async function run(file: string, adminFlag: Flags['admin']): Promise<number> {
   })
 }
 
-async function runPrimary(file: string, config: Config, admin: Flags['admin'], log: Logger): Promise<number> {
+async function runPrimary(file: string, config: Config, admin: Flags['admin'], log: Logger, signals: ReturnType<typeof listenForSignals>): Promise<number> {
   const primary = new Primary(file, config, log)
   try {
     await primary.start(admin)
@@ -203,7 +204,7 @@ async function runPrimary(file: string, config: Config, admin: Flags['admin'], l
     await primary.stop()
     return 1
   }
-  return untilSignalled(log, {
+  return signals.serve({
     reload: () => void primary.reload(),
     quit: () => primary.quit(),
     stop: () => primary.stop(),
@@ -211,29 +212,45 @@ async function runPrimary(file: string, config: Config, admin: Flags['admin'], l
   })
 }
 
-/** nginx's signals: HUP reload, QUIT graceful, TERM/INT fast, USR1 reopen logs. */
-function untilSignalled(log: Logger, on: { reload(): void; quit(): Promise<void>; stop(): Promise<void>; reopen(): void }): Promise<number> {
-  return new Promise<number>((resolveExit) => {
-    let ending: 'quit' | 'stop' | null = null
-    const end = (how: 'quit' | 'stop'): void => {
-      // A second signal while quitting turns a graceful shutdown into a fast one.
-      if (ending === 'stop' || (ending === 'quit' && how === 'quit')) return
-      ending = how
-      void (how === 'quit' ? on.quit() : on.stop()).then(async () => {
-        await log.close()
-        resolveExit(0)
-      })
-    }
-    process.on('SIGHUP', () => {
-      log.notice('signal SIGHUP received, reconfiguring')
-      on.reload()
+/** What the signals do once switchyard is serving. */
+interface SignalActions { reload(): void; quit(): Promise<void>; stop(): Promise<void>; reopen(): void }
+
+/** nginx's signals: HUP reload, QUIT graceful, TERM/INT fast, USR1 reopen logs. The
+ *  handlers are installed before switchyard starts (a signal that came between "started"
+ *  in the log and the handlers would otherwise kill the process outright); a signal that
+ *  arrives while starting is acted on once serving begins. */
+function listenForSignals(log: Logger): { serve(on: SignalActions): Promise<number> } {
+  let on: SignalActions | null = null
+  const early: Array<(on: SignalActions) => void> = []
+  const act = (f: (on: SignalActions) => void): void => (on === null ? void early.push(f) : f(on))
+  let resolveExit: (code: number) => void = () => undefined
+  const exited = new Promise<number>((resolve) => (resolveExit = resolve))
+  let ending: 'quit' | 'stop' | null = null
+  const end = (how: 'quit' | 'stop') => (actions: SignalActions): void => {
+    // A second signal while quitting turns a graceful shutdown into a fast one.
+    if (ending === 'stop' || (ending === 'quit' && how === 'quit')) return
+    ending = how
+    void (how === 'quit' ? actions.quit() : actions.stop()).then(async () => {
+      await log.close()
+      resolveExit(0)
     })
-    process.on('SIGQUIT', () => end('quit'))
-    process.on('SIGTERM', () => end('stop'))
-    process.on('SIGINT', () => end('stop'))
-    process.on('SIGUSR1', () => {
-      log.notice('signal SIGUSR1 received, reopening logs')
-      on.reopen()
-    })
+  }
+  process.on('SIGHUP', () => {
+    log.notice('signal SIGHUP received, reconfiguring')
+    act((a) => a.reload())
   })
+  process.on('SIGQUIT', () => act(end('quit')))
+  process.on('SIGTERM', () => act(end('stop')))
+  process.on('SIGINT', () => act(end('stop')))
+  process.on('SIGUSR1', () => {
+    log.notice('signal SIGUSR1 received, reopening logs')
+    act((a) => a.reopen())
+  })
+  return {
+    serve(actions) {
+      on = actions
+      for (const f of early.splice(0)) f(actions)
+      return exited
+    },
+  }
 }
