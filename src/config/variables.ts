@@ -19,6 +19,9 @@ export interface RequestVariables {
   readonly path: string
   /** The query string without `?`, '' when there is none. */
   readonly args: string
+  /** `$limit_req_status` / `$limit_conn_status` once the limits have run ('' before). */
+  readonly limitReqStatus?: string
+  readonly limitConnStatus?: string
 }
 
 type Getter = (v: RequestVariables) => string
@@ -84,6 +87,8 @@ const fixed: Record<string, Getter> = {
   hostname: () => hostName,
   pid: () => String(process.pid),
   msec: () => (Date.now() / 1000).toFixed(3),
+  limit_req_status: (v) => v.limitReqStatus ?? '',
+  limit_conn_status: (v) => v.limitConnStatus ?? '',
 }
 
 const prefixed: Array<[string, (suffix: string) => Getter]> = [

@@ -15,18 +15,20 @@ import { apiState, applyChange, peerView, sameServers, upstreamView, type PeerCh
 import { createMetrics, reloadCounts, type Metrics } from '../admin/metrics.js'
 import { startAdmin, type AdminBackend, type AdminOptions } from '../admin/server.js'
 import { accessLine, AccessLogs } from '../proxy/access-log.js'
-import { sendErrorPage } from '../proxy/error-page.js'
+import { rawErrorResponse, sendErrorPage } from '../proxy/error-page.js'
 import { Exchange, type ProxyContext } from '../proxy/exchange.js'
 import { RequestVars } from '../proxy/request-vars.js'
 import { Tunnel } from '../proxy/upgrade.js'
 import { systemEnvironment, type Environment } from '../upstream/upstream.js'
-import { Generation, listenKey, type ListenKind, type ListenSlot } from './generation.js'
+import { Generation, listenKey, type ListenKind, type ListenSlot, type Route } from './generation.js'
 import { ListenerTls } from './listener-tls.js'
 import { adaptHttp2Request, isHttp2 } from '../proxy/http2.js'
 import type { EdgeSettings } from '../config/model.js'
 import { DEFAULT_EDGE } from '../config/edge.js'
 import { accessDenied, armBodyTimeout, checkRequest, isClosing, markClosing, realAddress } from '../proxy/edge.js'
 import { applyListenerEdge, CHECK_INTERVAL, listenerEdges } from './listener-edge.js'
+import { LimitGate, limitsSomething } from '../limits/preaccess.js'
+import { LocalZones, ZoneSet, type LimitZones } from '../limits/zones.js'
 
 export interface SwitchyardOptions {
   /** Path of the nginx-syntax config file. */
@@ -43,6 +45,9 @@ export interface SwitchyardOptions {
   /** Collect prom-client's process metrics (default: when this process has an admin
    *  listener; a worker is told by its primary). */
   readonly processMetrics?: boolean
+  /** Where `limit_req`/`limit_conn` state lives: by default zones in this process (kept
+   *  across reloads); a worker is given its primary's (src/limits/remote-zones.ts). */
+  readonly limitZones?: LimitZones
 }
 
 export interface Switchyard {
@@ -79,7 +84,7 @@ export async function startSwitchyard(options: SwitchyardOptions): Promise<Switc
   const config = await loadConfig(options.configFile)
   if (ownLogger) log.configure(config.main.errorLog.path, config.main.errorLog.level)
   const role = options.role ?? 'single'
-  const runtime = new Runtime(options.configFile, log, options.env ?? systemEnvironment, watchPeers(new Generation(config), log), ownLogger, role, options.processMetrics ?? options.admin !== undefined)
+  const runtime = new Runtime(options.configFile, log, options.env ?? systemEnvironment, watchPeers(new Generation(config), log), ownLogger, role, options.processMetrics ?? options.admin !== undefined, options.limitZones ?? new LocalZones(ZoneSet.fromConfig(config)))
   await runtime.bindListeners(runtime.generation)
   runtime.generation.startHealthChecks()
   if (options.admin !== undefined) {
@@ -129,9 +134,11 @@ class Runtime implements Switchyard {
   private reloading: Promise<{ ok: true } | { ok: false; error: string }> | null = null
 
   private readonly role: 'single' | 'worker'
+  private readonly limitZones: LimitZones
 
-  constructor(file: string, log: Logger, env: Environment, generation: Generation, ownLogger: boolean, role: 'single' | 'worker', processMetrics: boolean) {
+  constructor(file: string, log: Logger, env: Environment, generation: Generation, ownLogger: boolean, role: 'single' | 'worker', processMetrics: boolean, limitZones: LimitZones) {
     this.role = role
+    this.limitZones = limitZones
     this.file = file
     this.log = log
     this.env = env
@@ -258,25 +265,62 @@ class Runtime implements Switchyard {
     const vars = new RequestVars(req, { scheme: listener.kind === 'plain' ? 'http' : 'https', port: listener.port })
     const found = gen.route(listener.key, vars)
     if (found !== null) {
-      const { edge } = found.route.settings
+      const { edge, limits } = found.route.settings
       if (edge.realIp.from.length !== 0) vars.realAddr = realAddress(vars.remoteAddr, edge.realIp, req)
+      if (limitsSomething(limits)) return this.limitThenServe(gen, found.route, req, res, vars)
+    }
+    this.serve(gen, found?.route ?? null, req, res, vars)
+  }
+
+  /** nginx's preaccess phase (limit_req, limit_conn) before the rest. The request counts
+   *  as in flight while it waits (a quit waits for it; its generation stays open). */
+  private limitThenServe(gen: Generation, route: Route, req: IncomingMessage, res: ServerResponse, vars: RequestVars): void {
+    gen.enter()
+    this.inFlight++
+    const gate = new LimitGate(this.limitZones, route.settings.limits, vars, this.log, res)
+    gate.admit().then((admission) => {
+      if (admission === null) this.logAccess(route, vars, 499, 0)
+      else if (!admission.pass) this.answer(route, req, res, vars, admission.status)
+      else this.serve(gen, route, req, res, vars)
+    }, (err: Error) => {
+      this.log.error(`limits: ${err.message}`)
+      this.answer(route, req, res, vars, 500)
+    }).finally(() => {
+      gen.leave()
+      this.requestDone()
+    })
+  }
+
+  /** allow/deny (nginx's access phase), then the proxy or switchyard's 404. */
+  private serve(gen: Generation, route: Route | null, req: IncomingMessage, res: ServerResponse, vars: RequestVars): void {
+    if (route !== null) {
+      const { edge } = route.settings
       if (accessDenied(edge.access, vars.remoteAddr)) {
         return this.refuse(req, res, 403, `access forbidden by rule, client: ${vars.remoteAddr}, server: ${vars.serverName}, request: "${req.method} ${req.url} HTTP/${req.httpVersion}"`)
       }
       if (edge.keepaliveTimeout === 0) res.shouldKeepAlive = false
     }
-    if (found === null || found.route.target === null) {
+    if (route === null || route.target === null) {
       // No proxy_pass here: nginx would look for a file under `root`; switchyard serves none.
-      if (this.closing) res.shouldKeepAlive = false
-      const bytes = sendErrorPage(res, 404, req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined)
-      const log = found?.route.settings.accessLog ?? null
-      if (log !== null) this.accessLogs.write(log.path, accessLine(log, vars, 404, bytes, 0, []))
-      return
+      return this.answer(route, req, res, vars, 404)
     }
-    armBodyTimeout(req, found.route.settings.edge.clientBodyTimeout)
+    armBodyTimeout(req, route.settings.edge.clientBodyTimeout)
     gen.enter()
     this.inFlight++
-    new Exchange(this.context(gen), found.route.target, req, res, vars).start()
+    new Exchange(this.context(gen), route.target, req, res, vars).start()
+  }
+
+  /** Answer with switchyard's own page and log it. The connection stays open unless a
+   *  request body may still be on the wire. */
+  private answer(route: Route | null, req: IncomingMessage, res: ServerResponse, vars: RequestVars, status: number): void {
+    if (this.closing) res.shouldKeepAlive = false
+    const bytes = sendErrorPage(res, status, !req.complete && (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined))
+    this.logAccess(route, vars, status, bytes)
+  }
+
+  private logAccess(route: Route | null, vars: RequestVars, status: number, bytes: number): void {
+    const log = route?.settings.accessLog ?? null
+    if (log !== null) this.accessLogs.write(log.path, accessLine(log, vars, status, bytes, 0, []))
   }
 
   /** Answer a request switchyard will not pass on, and close the connection: an unread
@@ -293,7 +337,40 @@ class Runtime implements Switchyard {
     const gen = this.generation
     const vars = new RequestVars(req, { scheme: listener.kind === 'plain' ? 'http' : 'https', port: listener.port })
     const found = gen.route(listener.key, vars)
-    const target = found?.route.target ?? null
+    if (found !== null) {
+      const { edge, limits } = found.route.settings
+      if (edge.realIp.from.length !== 0) vars.realAddr = realAddress(vars.remoteAddr, edge.realIp, req)
+      if (limitsSomething(limits)) return this.limitThenUpgrade(gen, found.route, req, socket, head, vars)
+    }
+    this.upgrade(gen, found?.route ?? null, req, socket, head, vars)
+  }
+
+  /** An upgrade's limits: a limit_conn slot is held until the tunnel closes. */
+  private limitThenUpgrade(gen: Generation, route: Route, req: IncomingMessage, socket: Duplex, head: Buffer, vars: RequestVars): void {
+    gen.enter()
+    this.inFlight++
+    const gate = new LimitGate(this.limitZones, route.settings.limits, vars, this.log, socket)
+    gate.admit().then((admission) => {
+      if (admission === null) return this.logAccess(route, vars, 499, 0)
+      if (admission.pass) return this.upgrade(gen, route, req, socket, head, vars)
+      socket.end(rawErrorResponse(admission.status))
+      this.logAccess(route, vars, admission.status, 0)
+    }, (err: Error) => {
+      this.log.error(`limits: ${err.message}`)
+      socket.destroy()
+    }).finally(() => {
+      gen.leave()
+      this.requestDone()
+    })
+  }
+
+  private upgrade(gen: Generation, route: Route | null, req: IncomingMessage, socket: Duplex, head: Buffer, vars: RequestVars): void {
+    if (route !== null && accessDenied(route.settings.edge.access, vars.remoteAddr)) {
+      this.log.error(`access forbidden by rule, client: ${vars.remoteAddr}, server: ${vars.serverName}, request: "${req.method} ${req.url} HTTP/${req.httpVersion}"`)
+      socket.end(rawErrorResponse(403))
+      return this.logAccess(route, vars, 403, 0)
+    }
+    const target = route?.target ?? null
     if (target === null || !target.canUpgrade || this.closing) {
       // Not configured for upgrades: nginx proxies such a request as a plain one (the
       // Upgrade header is hop-by-hop and dropped). Node handed us the socket, so answer
@@ -446,8 +523,11 @@ class Runtime implements Switchyard {
   private async reloadNow(): Promise<{ ok: true } | { ok: false; error: string }> {
     if (this.closing) return { ok: false, error: 'shutting down' }
     let gen: Generation
+    let zones: ZoneSet | null = null
     try {
       const config = await loadConfig(this.file)
+      // Zones whose definition is unchanged keep their state (nginx keeps shared zones).
+      if (this.limitZones instanceof LocalZones) zones = ZoneSet.fromConfig(config, this.limitZones.zones)
       gen = watchPeers(new Generation(config, this.generation), this.log)
       await this.bindListeners(gen)
     } catch (err) {
@@ -460,6 +540,7 @@ class Runtime implements Switchyard {
     const old = this.generation
     this.carryChanges(old, gen)
     this.generation = gen
+    if (zones !== null) (this.limitZones as LocalZones).zones = zones
     this.applyEdges(gen)
     gen.startHealthChecks()
     this.metrics.reload('ok')
