@@ -1,17 +1,31 @@
 // Limits shared by every worker (worker_processes > 1): the primary owns the zones
-// (`ZoneHost`) and each worker asks it over the cluster IPC channel (`RemoteZones`), one
-// message per decision with an id to match the answer. nginx shares the same state
-// through shared memory and a mutex; here the primary's single thread is the mutex.
+// (`ZoneHost`) and each worker asks it over the cluster IPC channel (`RemoteZones`).
+// nginx shares the same state through shared memory and a mutex; here the primary's
+// single thread is the mutex. A worker's questions from one turn of its event loop travel
+// in one message, and their answers come back in one: under load that is one IPC round
+// trip for many requests instead of one each.
 import type { FromWorker, ToWorker } from '../runtime/messages.js'
 import { monotonicNow, ZoneSet, type ConnItem, type ConnVerdict, type LimitZones, type ReqItem, type ReqVerdict } from './zones.js'
 
-type Answer = ReqVerdict | ConnVerdict
+/** One question (or a release, which needs no answer) from a worker. */
+export type LimitAsk =
+  | { readonly op: 'req'; readonly id: number; readonly items: readonly ReqItem[] }
+  | { readonly op: 'conn'; readonly id: number; readonly items: readonly ConnItem[] }
+  | { readonly op: 'release'; readonly items: readonly ConnItem[] }
+
+export interface LimitAnswer {
+  readonly id: number
+  readonly verdict: ReqVerdict | ConnVerdict
+}
+
+type Verdict = ReqVerdict | ConnVerdict
 
 /** A worker's view of the primary's zones. */
 export class RemoteZones implements LimitZones {
   private readonly send: (message: FromWorker) => void
   /** Questions in flight, with the answer to give if the primary goes away. */
-  private readonly pending = new Map<number, { resolve: (answer: Answer) => void; unlimited: Answer }>()
+  private readonly pending = new Map<number, { resolve: (verdict: Verdict) => void; unlimited: Verdict }>()
+  private queue: LimitAsk[] = []
   private nextId = 0
   private connected = true
 
@@ -20,42 +34,57 @@ export class RemoteZones implements LimitZones {
   }
 
   limitRequest(items: readonly ReqItem[]): Promise<ReqVerdict> {
-    return this.ask((id) => ({ type: 'sy:limit-req', id, items: [...items] }), { kind: 'declined' }) as Promise<ReqVerdict>
+    return this.ask((id) => ({ op: 'req', id, items }), { kind: 'declined' }) as Promise<ReqVerdict>
   }
 
   acquireConn(items: readonly ConnItem[]): Promise<ConnVerdict> {
-    return this.ask((id) => ({ type: 'sy:conn-acquire', id, items: [...items] }), { ok: true }) as Promise<ConnVerdict>
+    return this.ask((id) => ({ op: 'conn', id, items }), { ok: true }) as Promise<ConnVerdict>
   }
 
   releaseConn(items: readonly ConnItem[]): void {
-    if (this.connected) this.send({ type: 'sy:conn-release', items: [...items] })
+    if (this.connected) this.enqueue({ op: 'release', items })
   }
 
-  /** An answer from the primary; false when the message is not one. */
+  /** Answers from the primary; false when the message is not theirs. */
   receive(message: ToWorker): boolean {
-    if (message.type !== 'sy:limit-req' && message.type !== 'sy:conn-acquire') return false
-    const waiting = this.pending.get(message.id)
-    this.pending.delete(message.id)
-    waiting?.resolve(message.verdict)
+    if (message.type !== 'sy:limits') return false
+    for (const { id, verdict } of message.answers) {
+      const waiting = this.pending.get(id)
+      this.pending.delete(id)
+      waiting?.resolve(verdict)
+    }
     return true
   }
 
   /** The primary is gone (the worker is finishing on its own): nothing limits any more. */
   disconnected(): void {
     this.connected = false
+    this.queue = []
     for (const [id, waiting] of this.pending) {
       this.pending.delete(id)
       waiting.resolve(waiting.unlimited)
     }
   }
 
-  private ask(make: (id: number) => FromWorker, unlimited: Answer): Promise<Answer> {
+  private ask(make: (id: number) => LimitAsk, unlimited: Verdict): Promise<Verdict> {
     if (!this.connected) return Promise.resolve(unlimited)
     const id = ++this.nextId
     return new Promise((resolve) => {
       this.pending.set(id, { resolve, unlimited })
-      this.send(make(id))
+      this.enqueue(make(id))
     })
+  }
+
+  private enqueue(ask: LimitAsk): void {
+    this.queue.push(ask)
+    if (this.queue.length === 1) setImmediate(this.flush)
+  }
+
+  private readonly flush = (): void => {
+    if (this.queue.length === 0 || !this.connected) return
+    const asks = this.queue
+    this.queue = []
+    this.send({ type: 'sy:limits', asks })
   }
 }
 
@@ -71,23 +100,29 @@ export class ZoneHost<Owner> {
     this.now = now
   }
 
-  /** Handle a worker's message; returns the answer to send back, or null (none due, or
-   *  not a limits message). */
+  /** Handle a worker's message, in order; returns the answers to send back, or null
+   *  (none due, or not a limits message). */
   handle(owner: Owner, message: FromWorker): ToWorker | null {
-    switch (message.type) {
-      case 'sy:limit-req':
-        return { type: 'sy:limit-req', id: message.id, verdict: this.zones.limitRequest(message.items, this.now()) }
-      case 'sy:conn-acquire': {
-        const verdict = this.zones.acquireConn(message.items)
-        if (verdict.ok) this.hold(owner, message.items, 1)
-        return { type: 'sy:conn-acquire', id: message.id, verdict }
+    if (message.type !== 'sy:limits') return null
+    const answers: LimitAnswer[] = []
+    const now = this.now()
+    for (const ask of message.asks) {
+      switch (ask.op) {
+        case 'req':
+          answers.push({ id: ask.id, verdict: this.zones.limitRequest(ask.items, now) })
+          break
+        case 'conn': {
+          const verdict = this.zones.acquireConn(ask.items)
+          if (verdict.ok) this.hold(owner, ask.items, 1)
+          answers.push({ id: ask.id, verdict })
+          break
+        }
+        case 'release':
+          this.zones.releaseConn(this.hold(owner, ask.items, -1))
+          break
       }
-      case 'sy:conn-release':
-        this.zones.releaseConn(this.hold(owner, message.items, -1))
-        return null
-      default:
-        return null
     }
+    return answers.length === 0 ? null : { type: 'sy:limits', answers }
   }
 
   /** The worker exited: release every slot it still held. */

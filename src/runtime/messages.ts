@@ -1,6 +1,6 @@
 // What the primary and its workers say to each other over the cluster IPC channel.
 import type { PeerChange, PeerView, UpstreamView } from '../admin/api.js'
-import type { ConnItem, ConnVerdict, ReqItem, ReqVerdict } from '../limits/zones.js'
+import type { LimitAnswer, LimitAsk } from '../limits/remote-zones.js'
 
 /** Primary → worker. */
 export type ToWorker =
@@ -8,8 +8,7 @@ export type ToWorker =
   | { type: 'sy:reopen' }
   | { type: 'sy:views'; id: number }
   | { type: 'sy:patch'; id: number; upstream: string; peer: number; change: PeerChange }
-  | { type: 'sy:limit-req'; id: number; verdict: ReqVerdict }
-  | { type: 'sy:conn-acquire'; id: number; verdict: ConnVerdict }
+  | { type: 'sy:limits'; answers: LimitAnswer[] }
 
 /** Worker → primary. */
 export type FromWorker =
@@ -17,10 +16,9 @@ export type FromWorker =
   | { type: 'sy:failed'; error: string }
   | { type: 'sy:views'; id: number; views: Record<string, UpstreamView> }
   | { type: 'sy:patched'; id: number; view: PeerView | null }
-  // The limit zones live in the primary (src/limits/remote-zones.ts).
-  | { type: 'sy:limit-req'; id: number; items: ReqItem[] }
-  | { type: 'sy:conn-acquire'; id: number; items: ConnItem[] }
-  | { type: 'sy:conn-release'; items: ConnItem[] }
+  // The limit zones live in the primary (src/limits/remote-zones.ts); what a worker asks
+  // in one turn of its event loop goes in one message.
+  | { type: 'sy:limits'; asks: LimitAsk[] }
 
 /** Environment variables a worker is started with. */
 export const WORKER_ENV = {

@@ -182,8 +182,8 @@ test('zones survive a reload when unchanged', () => {
   )
 })
 
-// The IPC pair without processes: a worker's questions, the primary's answers, and the
-// slots of a worker that dies given back.
+// The IPC pair without processes: a worker's questions (batched per event-loop turn), the
+// primary's answers, and the slots of a worker that dies given back.
 test('remote zones: answers match questions, a dead worker releases its slots', async () => {
   const host = new ZoneHost<string>(zones({ r: 1000, c: 'conn' }), () => 0)
   const worker = (name: string): RemoteZones => {
@@ -205,6 +205,7 @@ test('remote zones: answers match questions, a dead worker releases its slots', 
   assert.deepEqual(await w2.acquireConn(slot), { ok: true })
   // w1 is gone: a late release from it does not free w2's slot.
   w1.releaseConn(slot)
+  await new Promise((r) => setImmediate(r))
   assert.equal(host.zones.conn.get('c')!.active('x'), 1)
   // A worker whose primary is gone is not limited, and a question in flight is answered.
   const stuck = new RemoteZones(() => undefined)
