@@ -282,7 +282,7 @@ class Runtime implements Switchyard {
       if (admission === null) this.logAccess(route, vars, 499, 0)
       else if (!admission.pass) this.answer(route, req, res, vars, admission.status)
       else this.serve(gen, route, req, res, vars)
-    }, (err: Error) => {
+    }).catch((err: Error) => {
       this.log.error(`limits: ${err.message}`)
       this.answer(route, req, res, vars, 500)
     }).finally(() => {
@@ -355,7 +355,7 @@ class Runtime implements Switchyard {
       if (admission.pass) return this.upgrade(gen, route, req, socket, head, vars)
       socket.end(rawErrorResponse(admission.status))
       this.logAccess(route, vars, admission.status, 0)
-    }, (err: Error) => {
+    }).catch((err: Error) => {
       this.log.error(`limits: ${err.message}`)
       socket.destroy()
     }).finally(() => {
