@@ -83,6 +83,8 @@ http {
   limit_req_zone $binary_remote_addr zone=perip2:1m rate=1r/m;
   limit_req_zone $binary_remote_addr zone=half:1m rate=2r/s;
   limit_req_zone $http_x_tenant zone=tenant:1m rate=1r/m;
+  limit_req_zone $binary_remote_addr zone=slow:1m rate=1r/m;
+  limit_req_zone $binary_remote_addr zone=body:1m rate=1r/m;
   limit_conn_zone $binary_remote_addr zone=conns:1m;
   server {
     listen 127.0.0.1:${port};
@@ -93,6 +95,9 @@ http {
     location /dry { limit_req zone=tenant; limit_req_dry_run on; proxy_pass http://127.0.0.1:${b}; }
     location /tenant { limit_req zone=tenant; proxy_pass http://127.0.0.1:${b}; }
     location /conn { limit_conn conns 2; proxy_pass http://127.0.0.1:${b}; }
+    location /slow { limit_req zone=slow burst=5; proxy_pass http://127.0.0.1:${b}; }
+    location /body { limit_req zone=body; proxy_pass http://127.0.0.1:${b}; }
+    location /conndry { limit_conn conns 1; limit_conn_dry_run on; proxy_pass http://127.0.0.1:${b}; }
     location /ws {
       limit_conn conns 1;
       proxy_pass http://127.0.0.1:${b};
@@ -165,6 +170,46 @@ test('limit_req delays a request within burst', async () => {
   assert.match(sy.stderr, /\[warn\] \d+#0: delaying request, excess: 0\.\d{3}, by zone "half"/)
 })
 
+// A client that leaves during its delay is never forwarded (499); the bucket still counts
+// it, as nginx's does (a delayed request is accounted before it waits).
+test('a delayed request whose client goes away is not forwarded', async () => {
+  assert.equal((await send(port, { path: '/slow/1', localAddress: '127.0.0.14' })).status, 200)
+  // At 1r/m the second request would wait about a minute; the client gives up first.
+  await assert.rejects(send(port, { path: '/slow/2', localAddress: '127.0.0.14', timeout: 300 }))
+  await new Promise((r) => setTimeout(r, 200))
+  assert.equal(backend.upstream.seen.filter((s) => s.url === '/slow/2').length, 0)
+  const lines = await logLines('127.0.0.14', 2)
+  assert.equal(lines[1], '127.0.0.14 /slow/2 499 req=DELAYED conn=-')
+  await assert.rejects(send(port, { path: '/slow/3', localAddress: '127.0.0.14', timeout: 300 }))
+  assert.match(sy.stderr, /delaying request, excess: 1\.\d{3}, by zone "slow"[^\n]*\n[^]*delaying request, excess: 1\.9\d{2}, by zone "slow"/)
+})
+
+// A request refused with its body unread closes the connection: the body (here hiding a
+// second request) is never parsed as a request.
+test('a rejected request with an unread body closes the connection', async () => {
+  assert.equal((await send(port, { path: '/body', localAddress: '127.0.0.15' })).status, 200)
+  const seen = backend.upstream.seen.length
+  const reply = await new Promise<string>((resolve) => {
+    const s = connect({ port, host: '127.0.0.1', localAddress: '127.0.0.15' })
+    let data = ''
+    const timer = setTimeout(() => s.destroy(), 5000)
+    s.on('data', (d: Buffer) => (data += d.toString('latin1')))
+    s.on('error', () => undefined)
+    s.on('close', () => {
+      clearTimeout(timer)
+      resolve(data)
+    })
+    const hidden = 'GET /req/hidden HTTP/1.1\r\nHost: x\r\n\r\n'
+    s.write(`POST /body HTTP/1.1\r\nHost: x\r\nContent-Length: ${hidden.length}\r\n\r\n`)
+    setTimeout(() => s.write(hidden), 100)
+  })
+  assert.match(reply, /^HTTP\/1\.1 503 Service Unavailable\r\n/)
+  assert.match(reply, /\r\nConnection: close\r\n/i)
+  assert.equal(reply.match(/HTTP\/1\.1 /g)!.length, 1, 'one answer, nothing for the hidden request')
+  await new Promise((r) => setTimeout(r, 100))
+  assert.equal(backend.upstream.seen.length, seen, 'nothing reached the backend')
+})
+
 // Dry run: nothing is refused, but the log says what would have been.
 test('limit_req_dry_run lets every request through and logs REJECTED_DRY_RUN', async () => {
   const headers = { 'x-tenant': 'dry' }
@@ -218,6 +263,20 @@ test('limit_conn: two requests in progress per address, released when they end',
   for (const s of sockets) s.destroy()
   await until(async () => (await send(port, { path: '/conn/quick', localAddress: '127.0.0.11' })).status === 200, 5000, 'slots of aborted requests released')
   backend.release()
+})
+
+// limit_conn_dry_run: over the limit the request goes on, holding no slot.
+test('limit_conn_dry_run lets a request over the limit through', async () => {
+  const first = send(port, { path: '/conndry/hold', localAddress: '127.0.0.16' })
+  await until(() => backend.held.length === 1, 5000, 'the held request')
+  assert.equal((await send(port, { path: '/conndry/quick', localAddress: '127.0.0.16' })).status, 200)
+  backend.release()
+  assert.equal((await first).status, 200)
+  const lines = await logLines('127.0.0.16', 2)
+  assert.deepEqual(lines.map((l) => l.split(' ').slice(1).join(' ')).sort(), [
+    '/conndry/hold 200 req=- conn=PASSED', '/conndry/quick 200 req=- conn=REJECTED_DRY_RUN',
+  ])
+  assert.match(sy.stderr, /limiting connections, dry run, by zone "conns", client: 127\.0\.0\.16/)
 })
 
 // An upgraded tunnel holds its slot until it closes.
