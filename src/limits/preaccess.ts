@@ -8,7 +8,7 @@ import type { LimitLogLevel, LimitSettings, LogLevel } from '../config/model.js'
 import type { Template } from '../config/variables.js'
 import type { Logger } from '../log.js'
 import type { RequestVars } from '../proxy/request-vars.js'
-import type { ConnItem, LimitZones, ReqItem } from './zones.js'
+import type { ConnItem, ConnVerdict, LimitZones, ReqItem, ReqVerdict } from './zones.js'
 
 export type Admission =
   /** Go on (to allow/deny and the proxy). */
@@ -48,21 +48,47 @@ export class LimitGate {
   }
 
   async admit(): Promise<Admission> {
-    const rejected = await this.limitReq()
-    if (rejected !== 0) return { pass: false, status: rejected }
-    if (this.gone) return null
-    const refused = await this.limitConn()
-    if (refused !== 0) return { pass: false, status: refused }
+    const req = this.reqItems()
+    const conn = this.connItems()
+    // limit_conn's verdict comes with limit_req's when the request may go on at once.
+    let connVerdict: ConnVerdict | null = null
+    if (req !== null) {
+      const verdict = await this.zones.check(req, conn, this.limits.reqDryRun)
+      connVerdict = verdict.conn
+      const status = await this.limitReq(verdict.req)
+      if (status !== 0) return { pass: false, status }
+    }
+    if (conn.length !== 0) {
+      if (this.gone && connVerdict?.ok === true) this.zones.releaseConn(conn)
+      if (this.gone) return null
+      const status = await this.limitConn(conn, connVerdict)
+      if (status !== 0) return { pass: false, status }
+    }
     return this.gone ? null : { pass: true }
   }
 
-  /** 0 to go on, else the status to answer with. */
-  private async limitReq(): Promise<number> {
-    const { req, reqDryRun: dry, reqLogLevel, reqStatus } = this.limits
-    if (req.length === 0) return 0
-    const items: ReqItem[] = req.map((rule) => ({ zone: rule.zone.name, key: this.key(rule.zone.key, 65535), burst: rule.burst, delay: rule.delay }))
-    if (items.every((i) => i.key === '')) return 0
-    const verdict = await this.zones.limitRequest(items)
+  /** The location's limit_req list with this request's keys; null when none applies. */
+  private reqItems(): ReqItem[] | null {
+    const { req } = this.limits
+    if (req.length === 0) return null
+    const items = req.map((rule) => ({ zone: rule.zone.name, key: this.key(rule.zone.key, 65535), burst: rule.burst, delay: rule.delay }))
+    return items.every((i) => i.key === '') ? null : items
+  }
+
+  /** The location's limit_conn list, without the limits whose key is empty. */
+  private connItems(): ConnItem[] {
+    const items: ConnItem[] = []
+    for (const rule of this.limits.conn) {
+      const key = this.key(rule.zone.key, 255)
+      if (key !== '') items.push({ zone: rule.zone.name, key, max: rule.conn })
+    }
+    return items
+  }
+
+  /** Act on limit_req's verdict (log, $limit_req_status, the delay): 0 to go on, else
+   *  the status to answer with. */
+  private async limitReq(verdict: ReqVerdict): Promise<number> {
+    const { reqDryRun: dry, reqLogLevel, reqStatus } = this.limits
     const dryRun = dry ? ', dry run' : ''
     switch (verdict.kind) {
       case 'declined':
@@ -83,17 +109,12 @@ export class LimitGate {
     }
   }
 
-  private async limitConn(): Promise<number> {
-    const { conn, connDryRun: dry, connLogLevel, connStatus } = this.limits
-    if (conn.length === 0) return 0
-    const items: ConnItem[] = []
-    for (const rule of conn) {
-      const key = this.key(rule.zone.key, 255)
-      if (key !== '') items.push({ zone: rule.zone.name, key, max: rule.conn })
-    }
-    if (items.length === 0) return 0
+  /** limit_conn: take the slots (unless taken with limit_req's verdict); 0 to go on,
+   *  else the status to answer with. */
+  private async limitConn(items: readonly ConnItem[], taken: ConnVerdict | null): Promise<number> {
+    const { connDryRun: dry, connLogLevel, connStatus } = this.limits
     this.vars.limitConnStatus = 'PASSED'
-    const verdict = await this.zones.acquireConn(items)
+    const verdict = taken ?? (await this.zones.acquireConn(items))
     if (verdict.ok) {
       // The client may have gone while the answer was on its way.
       if (this.gone) this.zones.releaseConn(items)

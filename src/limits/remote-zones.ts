@@ -5,20 +5,20 @@
 // in one message, and their answers come back in one: under load that is one IPC round
 // trip for many requests instead of one each.
 import type { FromWorker, ToWorker } from '../runtime/messages.js'
-import { monotonicNow, ZoneSet, type ConnItem, type ConnVerdict, type LimitZones, type ReqItem, type ReqVerdict } from './zones.js'
+import { monotonicNow, ZoneSet, type CheckVerdict, type ConnItem, type ConnVerdict, type LimitZones, type ReqItem } from './zones.js'
 
 /** One question (or a release, which needs no answer) from a worker. */
 export type LimitAsk =
-  | { readonly op: 'req'; readonly id: number; readonly items: readonly ReqItem[] }
+  | { readonly op: 'check'; readonly id: number; readonly req: readonly ReqItem[]; readonly conn: readonly ConnItem[]; readonly dry: boolean }
   | { readonly op: 'conn'; readonly id: number; readonly items: readonly ConnItem[] }
   | { readonly op: 'release'; readonly items: readonly ConnItem[] }
 
 export interface LimitAnswer {
   readonly id: number
-  readonly verdict: ReqVerdict | ConnVerdict
+  readonly verdict: CheckVerdict | ConnVerdict
 }
 
-type Verdict = ReqVerdict | ConnVerdict
+type Verdict = CheckVerdict | ConnVerdict
 
 /** A worker's view of the primary's zones. */
 export class RemoteZones implements LimitZones {
@@ -33,8 +33,8 @@ export class RemoteZones implements LimitZones {
     this.send = send
   }
 
-  limitRequest(items: readonly ReqItem[]): Promise<ReqVerdict> {
-    return this.ask((id) => ({ op: 'req', id, items }), { kind: 'declined' }) as Promise<ReqVerdict>
+  check(req: readonly ReqItem[], conn: readonly ConnItem[], reqDryRun: boolean): Promise<CheckVerdict> {
+    return this.ask((id) => ({ op: 'check', id, req, conn, dry: reqDryRun }), { req: { kind: 'declined' }, conn: conn.length === 0 ? null : { ok: true } }) as Promise<CheckVerdict>
   }
 
   acquireConn(items: readonly ConnItem[]): Promise<ConnVerdict> {
@@ -108,9 +108,12 @@ export class ZoneHost<Owner> {
     const now = this.now()
     for (const ask of message.asks) {
       switch (ask.op) {
-        case 'req':
-          answers.push({ id: ask.id, verdict: this.zones.limitRequest(ask.items, now) })
+        case 'check': {
+          const verdict = this.zones.check(ask.req, ask.conn, ask.dry, now)
+          if (verdict.conn?.ok === true) this.hold(owner, ask.conn, 1)
+          answers.push({ id: ask.id, verdict })
           break
+        }
         case 'conn': {
           const verdict = this.zones.acquireConn(ask.items)
           if (verdict.ok) this.hold(owner, ask.items, 1)

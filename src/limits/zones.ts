@@ -38,9 +38,18 @@ export type ConnVerdict =
   /** `zone` is at its limit (or `full`); no item holds a slot. */
   | { readonly ok: false; readonly zone: string; readonly full: boolean }
 
+/** limit_req's verdict, and limit_conn's when it was decided in the same step (null:
+ *  not asked, or not yet: the request was rejected, or must wait first). */
+export interface CheckVerdict {
+  readonly req: ReqVerdict
+  readonly conn: ConnVerdict | null
+}
+
 export interface LimitZones {
-  /** Run a location's `limit_req` list as nginx does, counting the request once. */
-  limitRequest(items: readonly ReqItem[]): Promise<ReqVerdict>
+  /** Run a location's `limit_req` list as nginx does, counting the request once; when
+   *  the request may go on at once (or `reqDryRun` lets it), take its `conn` slots in the
+   *  same step, which saves a round trip to the primary. */
+  check(req: readonly ReqItem[], conn: readonly ConnItem[], reqDryRun: boolean): Promise<CheckVerdict>
   /** Take a slot in each `limit_conn` zone, all or none. */
   acquireConn(items: readonly ConnItem[]): Promise<ConnVerdict>
   /** Give back what a passed `acquireConn` took. */
@@ -138,6 +147,13 @@ export class ZoneSet {
     return delay === 0 ? { kind: 'passed' } : { kind: 'delayed', ms: delay, zone: zoneName, excess }
   }
 
+  /** `LimitZones.check` in one step. */
+  check(req: readonly ReqItem[], conn: readonly ConnItem[], reqDryRun: boolean, now: number): CheckVerdict {
+    const verdict = this.limitRequest(req, now)
+    const goesOn = verdict.kind === 'passed' || verdict.kind === 'declined' || reqDryRun
+    return { req: verdict, conn: goesOn && conn.length !== 0 ? this.acquireConn(conn) : null }
+  }
+
   /** Take a slot per item; on the first zone at its limit (or full), give back the ones
    *  taken (nginx's cleanup_all) and say which. */
   acquireConn(items: readonly ConnItem[]): ConnVerdict {
@@ -173,8 +189,8 @@ export class LocalZones implements LimitZones {
     this.now = now
   }
 
-  limitRequest(items: readonly ReqItem[]): Promise<ReqVerdict> {
-    return Promise.resolve(this.zones.limitRequest(items, this.now()))
+  check(req: readonly ReqItem[], conn: readonly ConnItem[], reqDryRun: boolean): Promise<CheckVerdict> {
+    return Promise.resolve(this.zones.check(req, conn, reqDryRun, this.now()))
   }
 
   acquireConn(items: readonly ConnItem[]): Promise<ConnVerdict> {

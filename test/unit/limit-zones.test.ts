@@ -114,6 +114,17 @@ test('limit_req: a rejection by the second zone leaves the first uncharged', () 
   assert.deepEqual(play(set, [[0, limits], [0, limits], [0, limits], [1000, limits]]), ['passed', 'rejected b 1000', 'rejected b 1000', 'passed'])
 })
 
+// A dry run that would reject still takes limit_conn's slots in the same step; a real
+// delay leaves them for after the wait.
+test('check: limit_conn decided with limit_req only when the request goes on at once', () => {
+  const set = zones({ r: 1000, c: 'conn' })
+  const slot = [{ zone: 'c', key: 'x', max: 9 }]
+  assert.deepEqual(set.check([item('r', 1)], slot, false, 0).conn, { ok: true })
+  assert.equal(set.check([item('r', 1)], slot, false, 0).conn, null, 'delayed: limit_conn comes after the wait')
+  assert.deepEqual(set.check([item('r', 1)], slot, true, 0), { req: { kind: 'rejected', zone: 'r', excess: 2000, full: false }, conn: { ok: true } })
+  assert.equal(set.conn.get('c')!.active('x'), 2)
+})
+
 // Several limits: every zone counts the request and the longest delay applies.
 test('limit_req: the longest delay of the zones applies, named by its zone', () => {
   const set = zones({ slow: 1000, fast: 2000 })
@@ -196,10 +207,11 @@ test('remote zones: answers match questions, a dead worker releases its slots', 
   const w1 = worker('w1')
   const w2 = worker('w2')
   const req = [item('r', 0)]
-  assert.deepEqual(await w1.limitRequest(req), { kind: 'passed' })
-  assert.deepEqual(await w2.limitRequest(req), { kind: 'rejected', zone: 'r', excess: 1000, full: false })
   const slot = [{ zone: 'c', key: 'x', max: 1 }]
-  assert.deepEqual(await w1.acquireConn(slot), { ok: true })
+  // One question: limit_req passes, so the limit_conn slot is taken in the same step.
+  assert.deepEqual(await w1.check(req, slot, false), { req: { kind: 'passed' }, conn: { ok: true } })
+  // Rejected by limit_req: limit_conn is not asked (nginx never gets that far).
+  assert.deepEqual(await w2.check(req, slot, false), { req: { kind: 'rejected', zone: 'r', excess: 1000, full: false }, conn: null })
   assert.deepEqual(await w2.acquireConn(slot), { ok: false, zone: 'c', full: false })
   host.gone('w1')
   assert.deepEqual(await w2.acquireConn(slot), { ok: true })
@@ -209,7 +221,7 @@ test('remote zones: answers match questions, a dead worker releases its slots', 
   assert.equal(host.zones.conn.get('c')!.active('x'), 1)
   // A worker whose primary is gone is not limited, and a question in flight is answered.
   const stuck = new RemoteZones(() => undefined)
-  const pending = stuck.limitRequest(req)
+  const pending = stuck.check(req, [], false)
   stuck.disconnected()
-  assert.deepEqual(await pending, { kind: 'declined' })
+  assert.deepEqual(await pending, { req: { kind: 'declined' }, conn: null })
 })
