@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `npm run bench:policies`: what each balancing method costs; `npm run bench:modes`
 # (SET=modes): what the operations features cost (admin listener with metrics scraped,
-# access log) and what worker_processes 2 gives. Three nginx backends (like
+# access log, limit_req and limit_conn) and what worker_processes 2 gives. Three nginx backends (like
 # ../shared/bench/peers.sh), then for every method switchyard runs alone on CPU 0 with
 # that method in its upstream, and wrk -t1 -c64 -d5s loads it from CPU 1. Rounds are
 # interleaved (every method once per round). The table has each method's best round (other
@@ -44,12 +44,17 @@ POLICIES=(
 )
 if [[ $SET == modes ]]; then
   ADMIN_PORT=${ADMIN_PORT:-9190}
+  # A limit_req and a limit_conn on every request, at rates wrk never reaches: the cost of
+  # the checks themselves (with workers, of asking the primary over IPC).
+  LIMITS="limit_req_zone \$binary_remote_addr zone=r:10m rate=1000000r/s; limit_conn_zone \$binary_remote_addr zone=c:10m; limit_req zone=r burst=1000000 nodelay; limit_conn c 60000;"
   POLICIES=(
     "one process, nothing else||||"
     "+ admin listener, metrics scraped|||1|--admin 127.0.0.1:$ADMIN_PORT"
     "+ access log (combined)||access_log \$RESULTS_DIR/access.log;|1|"
     "+ admin, metrics and access log||access_log \$RESULTS_DIR/access.log;|1|--admin 127.0.0.1:$ADMIN_PORT"
     "worker_processes 2|||2|"
+    "+ limit_req and limit_conn (none refused)||$LIMITS|1|"
+    "worker_processes 2 + limit_req and limit_conn||$LIMITS|2|"
   )
 fi
 

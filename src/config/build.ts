@@ -11,6 +11,7 @@ import { resolveDirective } from './directives.js'
 import { DEFAULT_EDGE, EDGE_DIRECTIVES, edgeSetting, mergeEdge, type EdgeDraft } from './edge.js'
 import { ConfigError } from './errors.js'
 import { checkSslAddresses, completeTls, TLS_DIRECTIVES, tlsSetting, type TlsDraft } from './tls.js'
+import { DEFAULT_LIMITS, defineLimitZone, LIMIT_DIRECTIVES, limitSetting, mergeLimits, type LimitDraft } from './limits.js'
 import { completeHealthCheck, parseHealthCheck, parseMatch, sameHealthCheck, type HealthCheckDraft } from './health-check.js'
 import type {
   AccessLog,
@@ -22,6 +23,7 @@ import type {
   ListenAddress,
   Location,
   LocationModifier,
+  LimitZoneConfig,
   LocationSettings,
   LogLevel,
   MatchConfig,
@@ -71,6 +73,7 @@ export const DEFAULT_SETTINGS: LocationSettings = {
   accessLog: null,
   edge: DEFAULT_EDGE,
   return: null,
+  limits: DEFAULT_LIMITS,
 }
 
 const DEFAULT_SERVER_PARAMS = { weight: 1, maxFails: 1, failTimeout: 10_000, maxConns: 0, slowStart: 0, route: '', backup: false, down: false }
@@ -122,6 +125,7 @@ interface SettingsDraft {
   edge?: EdgeDraft
   tls?: TlsDraft
   ret?: ReturnAction
+  limits?: LimitDraft
 }
 
 interface LocationDraft {
@@ -160,6 +164,8 @@ class Builder {
   private readonly defaultServers = new Set<string>()
   /** `log_format`s defined so far (nginx requires one before an access_log names it). */
   private readonly logFormats = new Map<string, LogFormat>([['combined', COMBINED]])
+  /** `limit_req_zone` / `limit_conn_zone` by name. */
+  private readonly limitZones = new Map<string, LimitZoneConfig>()
 
   constructor(
     private readonly dir: string,
@@ -215,7 +221,7 @@ class Builder {
       file,
       main: { workerProcesses, pid, errorLog, admin },
       events: { workerConnections },
-      http: { upstreams: this.upstreams, servers },
+      http: { upstreams: this.upstreams, servers, limitZones: this.limitZones },
     }
   }
 
@@ -285,6 +291,8 @@ class Builder {
         drafts.push(await this.server(child))
       } else if (child.name === 'log_format') {
         this.logFormat(child)
+      } else if (child.name === 'limit_req_zone' || child.name === 'limit_conn_zone') {
+        defineLimitZone(child, this.limitZones)
       } else if (child.name === 'match') {
         const name = child.args[0]!
         if (matches.has(name)) fail(`duplicate match "${name}"`, child)
@@ -294,18 +302,19 @@ class Builder {
       }
     }
 
-    const httpSettings = merge(settings, DEFAULT_SETTINGS)
+    const zones = this.limitZones
+    const httpSettings = merge(settings, DEFAULT_SETTINGS, zones)
     const pems = new Map<string, Promise<Buffer>>()
     const tls: Array<Awaited<ReturnType<typeof completeTls>>> = []
     for (const d of drafts) tls.push(await completeTls(d.settings.tls, settings.tls, pems))
     return drafts.map((d, i) => {
-      const serverSettings = merge(d.settings, httpSettings)
+      const serverSettings = merge(d.settings, httpSettings, zones)
       const locations: Location[] = d.locations.map((l) => {
         const location = {
           source: l.source,
           modifier: l.modifier,
           path: l.path,
-          settings: { ...merge(l.settings, serverSettings), proxyPass: l.settings.proxyPass ?? null },
+          settings: { ...merge(l.settings, serverSettings, zones), proxyPass: l.settings.proxyPass ?? null },
         }
         if (l.healthCheck) this.attachHealthCheck(l.healthCheck, location.settings, d.serverNames[0] ?? '', matches)
         return location
@@ -578,6 +587,7 @@ class Builder {
     const [arg] = stmt.args as [string]
     if (EDGE_DIRECTIVES.has(stmt.name)) return edgeSetting(stmt, (draft.edge ??= {}), seen)
     if (TLS_DIRECTIVES.has(stmt.name)) return tlsSetting(stmt, (draft.tls ??= {}), seen, this.dir)
+    if (LIMIT_DIRECTIVES.has(stmt.name)) return limitSetting(stmt, (draft.limits ??= {}), seen)
     switch (stmt.name) {
       case 'proxy_set_header': {
         let value
@@ -936,7 +946,7 @@ function serverName(name: string, stmt: Statement): string {
 
 /** Fill what a level left unset from the enclosing level (`proxy_set_header` as a whole
  *  list, like nginx's array directives). `proxy_pass` is never inherited. */
-function merge(inner: SettingsDraft, outer: LocationSettings): LocationSettings {
+function merge(inner: SettingsDraft, outer: LocationSettings, zones: ReadonlyMap<string, LimitZoneConfig>): LocationSettings {
   return {
     proxyPass: null,
     proxySetHeaders: inner.proxySetHeaders ?? outer.proxySetHeaders,
@@ -951,6 +961,7 @@ function merge(inner: SettingsDraft, outer: LocationSettings): LocationSettings 
     edge: mergeEdge(inner.edge, outer.edge),
     accessLog: inner.accessLog !== undefined ? inner.accessLog : outer.accessLog,
     return: inner.ret ?? null,
+    limits: mergeLimits(inner.limits, outer.limits, zones),
   }
 }
 

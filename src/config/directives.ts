@@ -107,6 +107,17 @@ export const DIRECTIVES: readonly DirectiveSpec[] = [
   spec('http2', ['http', 'server'], [1, 1]),
   // ngx_http_rewrite_module's `return` (nginx also allows it inside `if`).
   spec('return', ['server', 'location'], [1, 2]),
+  // Request and connection limits (src/config/limits.ts, src/limits/).
+  spec('limit_req_zone', ['http'], [3, 3]),
+  spec('limit_conn_zone', ['http'], [2, 2]),
+  spec('limit_req', HSL, [1, 3]),
+  spec('limit_req_status', HSL, [1, 1]),
+  spec('limit_req_log_level', HSL, [1, 1]),
+  spec('limit_req_dry_run', HSL, [1, 1]),
+  spec('limit_conn', HSL, [2, 2]),
+  spec('limit_conn_status', HSL, [1, 1]),
+  spec('limit_conn_log_level', HSL, [1, 1]),
+  spec('limit_conn_dry_run', HSL, [1, 1]),
 ]
 
 const byName = new Map<string, DirectiveSpec[]>()
@@ -161,7 +172,7 @@ const UNSUPPORTED = new Set(
   proxy_store_access proxy_temp_file_write_size proxy_temp_path
   # upstream modules: balancing methods not in the registry yet, zone, keepalive extras
   hash ip_hash least_conn least_time random sticky zone
-  # other http modules (gzip, ssl, rewrite, map, limit_req, fastcgi, grpc, …)
+  # other http modules (gzip, ssl, rewrite, map, fastcgi, grpc, …)
   add_after_body add_before_body add_header add_header_inherit add_trailer add_trailer_inherit
   addition_types ancient_browser ancient_browser_value auth_basic auth_basic_user_file
   auth_request auth_request_set autoindex autoindex_exact_size autoindex_format
@@ -195,9 +206,7 @@ const UNSUPPORTED = new Set(
   http2_push_preload http2_recv_buffer_size http2_recv_timeout http2_streams_index_size http3
   http3_hq http3_max_concurrent_streams http3_stream_buffer_size if image_filter
   image_filter_buffer image_filter_interlace image_filter_jpeg_quality image_filter_sharpen
-  image_filter_transparency image_filter_webp_quality index limit_conn limit_conn_dry_run
-  limit_conn_log_level limit_conn_status limit_conn_zone limit_req limit_req_dry_run
-  limit_req_log_level limit_req_status limit_req_zone map map_hash_bucket_size
+  image_filter_transparency image_filter_webp_quality index map map_hash_bucket_size
   map_hash_max_size memcached_bind memcached_buffer_size memcached_connect_timeout
   memcached_gzip_flag memcached_next_upstream memcached_next_upstream_timeout
   memcached_next_upstream_tries memcached_pass memcached_read_timeout memcached_send_timeout

@@ -59,6 +59,68 @@ export interface HttpConfig {
   readonly upstreams: ReadonlyMap<string, UpstreamConfig>
   /** `server { }` blocks in config order. */
   readonly servers: readonly VirtualServer[]
+  /** `limit_req_zone` and `limit_conn_zone` by zone name (one namespace, as nginx's
+   *  shared memory zones). */
+  readonly limitZones: ReadonlyMap<string, LimitZoneConfig>
+}
+
+/** `limit_req_zone KEY zone=NAME:SIZE rate=N r/s|r/m` or `limit_conn_zone KEY zone=NAME:SIZE`. */
+export type LimitZoneConfig = LimitReqZoneConfig | LimitConnZoneConfig
+
+export interface LimitReqZoneConfig {
+  readonly kind: 'req'
+  readonly name: string
+  readonly key: Template
+  /** SIZE in bytes (at least 32k, as nginx requires); bounds the entries kept. */
+  readonly size: number
+  /** Requests per second × 1000, nginx's integer (`1r/m` is 16). */
+  readonly rate: number
+  readonly source: SourceRef
+}
+
+export interface LimitConnZoneConfig {
+  readonly kind: 'conn'
+  readonly name: string
+  readonly key: Template
+  readonly size: number
+  readonly source: SourceRef
+}
+
+/** `limit_req zone=NAME [burst=N] [nodelay | delay=N]`, in milli-requests as nginx keeps them. */
+export interface LimitReqRule {
+  readonly zone: LimitReqZoneConfig
+  /** `burst=N` × 1000; default 0. */
+  readonly burst: number
+  /** `delay=N` × 1000: excess up to this passes without waiting; `nodelay` = never wait. */
+  readonly delay: number
+}
+
+/** `limit_conn ZONE N`. */
+export interface LimitConnRule {
+  readonly zone: LimitConnZoneConfig
+  readonly conn: number
+}
+
+/** The log levels `limit_req_log_level` and `limit_conn_log_level` accept. */
+export type LimitLogLevel = 'info' | 'notice' | 'warn' | 'error'
+
+/** What one location limits (nginx's ngx_http_limit_req_module and limit_conn_module);
+ *  each list is inherited from the outer level only when this level has none. */
+export interface LimitSettings {
+  readonly req: readonly LimitReqRule[]
+  /** `limit_req_status`, default 503. */
+  readonly reqStatus: number
+  /** `limit_req_log_level`, default error (delays log one level lower). */
+  readonly reqLogLevel: LimitLogLevel
+  /** `limit_req_dry_run`, default off. */
+  readonly reqDryRun: boolean
+  readonly conn: readonly LimitConnRule[]
+  /** `limit_conn_status`, default 503. */
+  readonly connStatus: number
+  /** `limit_conn_log_level`, default error. */
+  readonly connLogLevel: LimitLogLevel
+  /** `limit_conn_dry_run`, default off. */
+  readonly connDryRun: boolean
 }
 
 /** A balancing method as configured: its registry name (the nginx directive, or
@@ -277,6 +339,8 @@ export interface LocationSettings {
   readonly accessLog: AccessLog | null
   /** Client-side limits, timeouts, access rules and real-ip (src/config/edge.ts). */
   readonly edge: EdgeSettings
+  /** `limit_req` and `limit_conn` (src/config/limits.ts). */
+  readonly limits: LimitSettings
   /** `return` written at this very level (server or location); never inherited, as nginx's
    *  rewrite module does not inherit its directives. null when none is written. */
   readonly return: ReturnAction | null

@@ -22,6 +22,9 @@ export interface RequestVariables {
   /** The client address and port a PROXY protocol header gave (`listen … proxy_protocol`);
    *  null when the connection had none or the header carried no address. */
   readonly proxyProtocol: { readonly addr: string; readonly port: number } | null
+  /** `$limit_req_status` / `$limit_conn_status` once the limits have run ('' before). */
+  readonly limitReqStatus?: string
+  readonly limitConnStatus?: string
 }
 
 type Getter = (v: RequestVariables) => string
@@ -89,6 +92,8 @@ const fixed: Record<string, Getter> = {
   hostname: () => hostName,
   pid: () => String(process.pid),
   msec: () => (Date.now() / 1000).toFixed(3),
+  limit_req_status: (v) => v.limitReqStatus ?? '',
+  limit_conn_status: (v) => v.limitConnStatus ?? '',
 }
 
 const prefixed: Array<[string, (suffix: string) => Getter]> = [

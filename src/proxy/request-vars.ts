@@ -47,6 +47,11 @@ export class RequestVars implements RequestVariables, LogVariables {
     return this
   }
 
+  /** `$limit_req_status`, `$limit_conn_status`: PASSED, DELAYED, REJECTED, … ('' until
+   *  a limit with a non-empty key has looked at the request). */
+  limitReqStatus = ''
+  limitConnStatus = ''
+
   /** The client address from `real_ip_header`, when a trusted peer sent one. */
   realAddr: string | null = null
 

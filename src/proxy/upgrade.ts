@@ -40,6 +40,10 @@ export class Tunnel {
     this.triesLeft = limit === 0 ? target.upstream.maxTries : Math.min(limit, target.upstream.maxTries)
     client.on('error', this.close)
     client.on('close', this.close)
+    // A client that ends its side ends the tunnel, as nginx finalizes an upgraded request
+    // at EOF from either side (the server socket is half-open capable, so without this a
+    // backend that waits for the close would keep the tunnel, and its limit_conn slot).
+    client.on('end', this.close)
   }
 
   start(): void {

@@ -1,5 +1,6 @@
 // What the primary and its workers say to each other over the cluster IPC channel.
 import type { PeerChange, PeerView, UpstreamView } from '../admin/api.js'
+import type { LimitAnswer, LimitAsk } from '../limits/remote-zones.js'
 
 /** Primary → worker. */
 export type ToWorker =
@@ -7,6 +8,7 @@ export type ToWorker =
   | { type: 'sy:reopen' }
   | { type: 'sy:views'; id: number }
   | { type: 'sy:patch'; id: number; upstream: string; peer: number; change: PeerChange }
+  | { type: 'sy:limits'; answers: LimitAnswer[] }
 
 /** Worker → primary. */
 export type FromWorker =
@@ -14,6 +16,9 @@ export type FromWorker =
   | { type: 'sy:failed'; error: string }
   | { type: 'sy:views'; id: number; views: Record<string, UpstreamView> }
   | { type: 'sy:patched'; id: number; view: PeerView | null }
+  // The limit zones live in the primary (src/limits/remote-zones.ts); what a worker asks
+  // in one turn of its event loop goes in one message.
+  | { type: 'sy:limits'; asks: LimitAsk[] }
 
 /** Environment variables a worker is started with. */
 export const WORKER_ENV = {

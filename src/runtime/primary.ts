@@ -22,6 +22,8 @@ import { loadConfig } from '../config/load.js'
 import type { Logger } from '../log.js'
 import { isMessage, WORKER_ENV, type FromWorker, type ToWorker } from './messages.js'
 import { listenKey } from './generation.js'
+import { ZoneHost } from '../limits/remote-zones.js'
+import { ZoneSet } from '../limits/zones.js'
 
 /** How many workers a config asks for (`auto`: one per CPU). */
 export function workerCount(config: Config): number {
@@ -55,11 +57,14 @@ export class Primary {
   private readonly registry = new Registry()
   private readonly countReload = reloadCounter(this.registry)
   private readonly aggregator = new AggregatorRegistry()
+  /** The limit_req/limit_conn zones every worker asks about (src/limits/remote-zones.ts). */
+  private readonly zones: ZoneHost<Worker>
 
   constructor(file: string, config: Config, log: Logger) {
     this.file = file
     this.config = config
     this.log = log
+    this.zones = new ZoneHost(ZoneSet.fromConfig(config))
     // Workers accept from the shared listening sockets themselves (SCHED_NONE) instead of
     // the primary accepting and handing each connection over IPC (SCHED_RR): no IPC per
     // connection, and a connection being handed to a worker that dies at that moment is
@@ -110,6 +115,11 @@ export class Primary {
       [WORKER_ENV.metrics]: this.scraped ? '1' : '0',
     })
     this.workers.set(worker, { generation, retiring: false })
+    worker.on('message', (message: unknown) => {
+      if (!isMessage<FromWorker>(message)) return
+      const answer = this.zones.handle(worker, message)
+      if (answer !== null && worker.isConnected()) worker.send(answer)
+    })
     return worker
   }
 
@@ -144,6 +154,8 @@ export class Primary {
   }
 
   private onExit(worker: Worker, code: number | null, signal: string | null): void {
+    // Slots of requests the worker still had in progress are free again.
+    this.zones.gone(worker)
     const info = this.workers.get(worker)
     this.workers.delete(worker)
     if (info === undefined || info.retiring || this.shuttingDown) return
@@ -171,6 +183,16 @@ export class Primary {
       this.countReload('error')
       return
     }
+    let zones: ZoneSet
+    try {
+      // Zones whose definition is unchanged keep their state (nginx keeps shared zones).
+      zones = ZoneSet.fromConfig(config, this.zones.zones)
+    } catch (err) {
+      this.log.log('emerg', (err as Error).message)
+      this.log.notice('reload failed, the running configuration stays in force')
+      this.countReload('error')
+      return
+    }
     const old = [...this.workers.keys()]
     const previous = this.config
     try {
@@ -181,7 +203,9 @@ export class Primary {
       this.countReload('error')
       return
     }
+    const previousZones = this.zones.zones
     this.config = config
+    this.zones.zones = zones
     this.forgetChangedUpstreams(previous, config)
     this.scraped ||= config.main.admin !== null
     try {
@@ -189,6 +213,7 @@ export class Primary {
     } catch (err) {
       await this.admin?.apply(previous.main.admin).catch(() => undefined)
       this.config = previous
+      this.zones.zones = previousZones
       this.log.log('emerg', (err as Error).message)
       this.log.notice('reload failed, the running configuration stays in force')
       this.countReload('error')

@@ -21,7 +21,7 @@ import { Exchange, type ProxyContext } from '../proxy/exchange.js'
 import { RequestVars } from '../proxy/request-vars.js'
 import { Tunnel } from '../proxy/upgrade.js'
 import { systemEnvironment, type Environment } from '../upstream/upstream.js'
-import { Generation, listenKey, type ListenKind, type ListenSlot, type Routed } from './generation.js'
+import { Generation, listenKey, type ListenKind, type ListenSlot, type Route, type Routed } from './generation.js'
 import { ListenerTls } from './listener-tls.js'
 import { adaptHttp2Request, CONNECTION_ERROR, isHttp2 } from '../proxy/http2.js'
 import type { EdgeSettings } from '../config/model.js'
@@ -31,6 +31,8 @@ import { hasBody, sendReturn } from '../proxy/return.js'
 import { acceptProxied, adoptTlsSocket } from '../proxy/proxy-protocol.js'
 import { plainAddress } from '../proxy/request-vars.js'
 import { applyListenerEdge, CHECK_INTERVAL, listenerEdges } from './listener-edge.js'
+import { LimitGate, limitsSomething } from '../limits/preaccess.js'
+import { LocalZones, ZoneSet, type LimitZones } from '../limits/zones.js'
 
 export interface SwitchyardOptions {
   /** Path of the nginx-syntax config file. */
@@ -48,6 +50,9 @@ export interface SwitchyardOptions {
   /** Collect prom-client's process metrics (default: when this process has an admin
    *  listener; a worker is told by its primary). */
   readonly processMetrics?: boolean
+  /** Where `limit_req`/`limit_conn` state lives: by default zones in this process (kept
+   *  across reloads); a worker is given its primary's (src/limits/remote-zones.ts). */
+  readonly limitZones?: LimitZones
 }
 
 export interface Switchyard {
@@ -85,7 +90,7 @@ export async function startSwitchyard(options: SwitchyardOptions): Promise<Switc
   if (ownLogger) log.configure(config.main.errorLog.path, config.main.errorLog.level)
   const role = options.role ?? 'single'
   const adminWanted = options.admin !== undefined || (role === 'single' && config.main.admin !== null)
-  const runtime = new Runtime(options.configFile, log, options.env ?? systemEnvironment, watchPeers(new Generation(config), log), ownLogger, role, options.processMetrics ?? adminWanted)
+  const runtime = new Runtime(options.configFile, log, options.env ?? systemEnvironment, watchPeers(new Generation(config), log), ownLogger, role, options.processMetrics ?? adminWanted, options.limitZones ?? new LocalZones(ZoneSet.fromConfig(config)))
   if (role === 'single') runtime.adminEndpoint = new AdminEndpoint(runtime.adminBackend(), log, options.admin ?? null)
   await runtime.bindListeners(runtime.generation)
   runtime.generation.startHealthChecks()
@@ -140,9 +145,11 @@ class Runtime implements Switchyard {
   private reloading: Promise<{ ok: true } | { ok: false; error: string }> | null = null
 
   private readonly role: 'single' | 'worker'
+  private readonly limitZones: LimitZones
 
-  constructor(file: string, log: Logger, env: Environment, generation: Generation, ownLogger: boolean, role: 'single' | 'worker', processMetrics: boolean) {
+  constructor(file: string, log: Logger, env: Environment, generation: Generation, ownLogger: boolean, role: 'single' | 'worker', processMetrics: boolean, limitZones: LimitZones) {
     this.role = role
+    this.limitZones = limitZones
     this.file = file
     this.log = log
     this.env = env
@@ -260,28 +267,16 @@ class Runtime implements Switchyard {
     const gen = this.generation
     const found = this.edgePhases(listener, req, () => res, vars)
     if (found === undefined) return
-    if (found !== null && found.route.settings.edge.keepaliveTimeout === 0) res.shouldKeepAlive = false
-    if (found === null || found.route.target === null) {
-      // No proxy_pass here: nginx would look for a file under `root`; switchyard serves none.
-      if (this.closing) res.shouldKeepAlive = false
-      const bytes = sendErrorPage(res, 404, hasBody(req))
-      const log = found?.route.settings.accessLog ?? null
-      if (log !== null) this.accessLogs.write(log.path, accessLine(log, vars, 404, bytes, 0, []))
-      return
-    }
-    armBodyTimeout(req, found.route.settings.edge.clientBodyTimeout)
-    gen.enter()
-    this.inFlight++
-    new Exchange(this.context(gen), found.route.target, req, res, vars).start()
+    if (found !== null && limitsSomething(found.route.settings.limits)) return this.limitThenServe(gen, found.route, req, res, vars)
+    this.serve(gen, found?.route ?? null, req, res, vars)
   }
 
-  /** What happens to every request before it is proxied, plain or Upgrade, in nginx's
+  /** What happens to every request before its limits, plain or Upgrade, in nginx's
    *  phase order: the request checks (edge.ts), server and location, realip (post-read),
-   *  `return` at server level (server rewrite) then at location level (rewrite), and
-   *  allow/deny (access); keepalive_timeout 0 is left to the caller (an Upgrade request
-   *  closes anyway). Returns the route to go on with (null: no server block), or
-   *  undefined when the request has been answered here. `answer` gives the response to
-   *  answer on (an Upgrade request has none until one is made on its socket). */
+   *  `return` at server level (server rewrite) then at location level (rewrite). Returns
+   *  the route to go on with (null: no server block), or undefined when the request has
+   *  been answered here. `answer` gives the response to answer on (an Upgrade request has
+   *  none until one is made on its socket). */
   private edgePhases(listener: Listener, req: IncomingMessage, answer: () => ServerResponse, vars: RequestVars): Routed | null | undefined {
     const invalid = isHttp2(req) ? adaptHttp2Request(req, listener.edge) : checkRequest(req, listener.edge)
     if (invalid === CONNECTION_ERROR) {
@@ -302,15 +297,67 @@ class Runtime implements Switchyard {
       const res = answer()
       if (this.closing || edge.keepaliveTimeout === 0) res.shouldKeepAlive = false
       const done = sendReturn(ret, req, res, vars)
-      const log = settings.accessLog
-      if (log !== null) this.accessLogs.write(log.path, accessLine(log, vars, done?.status ?? ret.code, done?.bytes ?? 0, 0, []))
-      return undefined
-    }
-    if (accessDenied(edge.access, vars.remoteAddr)) {
-      this.refuse(req, answer(), 403, `access forbidden by rule, client: ${vars.remoteAddr}, server: ${vars.serverName}, request: "${req.method} ${req.url} HTTP/${req.httpVersion}"`)
+      this.logAccess(found.route, vars, done?.status ?? ret.code, done?.bytes ?? 0)
       return undefined
     }
     return found
+  }
+
+  /** nginx's preaccess phase (limit_req, limit_conn) before the rest. The request counts
+   *  as in flight while it waits (a quit waits for it; its generation stays open). */
+  private limitThenServe(gen: Generation, route: Route, req: IncomingMessage, res: ServerResponse, vars: RequestVars): void {
+    gen.enter()
+    this.inFlight++
+    const gate = new LimitGate(this.limitZones, route.settings.limits, vars, this.log, res)
+    gate.admit().then((admission) => {
+      if (admission === null) this.logAccess(route, vars, 499, 0)
+      else if (!admission.pass) this.answer(route, req, res, vars, admission.status)
+      else this.serve(gen, route, req, res, vars)
+    }).catch((err: Error) => {
+      this.log.error(`limits: ${err.message}`)
+      this.answer(route, req, res, vars, 500)
+    }).finally(() => {
+      gen.leave()
+      this.requestDone()
+    })
+  }
+
+  /** allow/deny (nginx's access phase), then the proxy or switchyard's 404. */
+  private serve(gen: Generation, route: Route | null, req: IncomingMessage, res: ServerResponse, vars: RequestVars): void {
+    if (route !== null) {
+      const { edge } = route.settings
+      if (this.denied(route, req, () => res, vars)) return
+      if (edge.keepaliveTimeout === 0) res.shouldKeepAlive = false
+    }
+    if (route === null || route.target === null) {
+      // No proxy_pass here: nginx would look for a file under `root`; switchyard serves none.
+      return this.answer(route, req, res, vars, 404)
+    }
+    armBodyTimeout(req, route.settings.edge.clientBodyTimeout)
+    gen.enter()
+    this.inFlight++
+    new Exchange(this.context(gen), route.target, req, res, vars).start()
+  }
+
+  /** allow/deny: a denied request is answered 403 (and its connection closed). */
+  private denied(route: Route, req: IncomingMessage, answer: () => ServerResponse, vars: RequestVars): boolean {
+    if (!accessDenied(route.settings.edge.access, vars.remoteAddr)) return false
+    this.refuse(req, answer(), 403, `access forbidden by rule, client: ${vars.remoteAddr}, server: ${vars.serverName}, request: "${req.method} ${req.url} HTTP/${req.httpVersion}"`)
+    this.logAccess(route, vars, 403, 0)
+    return true
+  }
+
+  /** Answer with switchyard's own page and log it. The connection stays open unless a
+   *  request body may still be on the wire. */
+  private answer(route: Route | null, req: IncomingMessage, res: ServerResponse, vars: RequestVars, status: number): void {
+    if (this.closing) res.shouldKeepAlive = false
+    const bytes = sendErrorPage(res, status, !req.complete && hasBody(req))
+    this.logAccess(route, vars, status, bytes)
+  }
+
+  private logAccess(route: Route | null, vars: RequestVars, status: number, bytes: number): void {
+    const log = route?.settings.accessLog ?? null
+    if (log !== null) this.accessLogs.write(log.path, accessLine(log, vars, status, bytes, 0, []))
   }
 
   /** Answer a request switchyard will not pass on, and close the connection: an unread
@@ -343,7 +390,32 @@ class Runtime implements Switchyard {
     }
     const found = this.edgePhases(listener, req, answer, vars)
     if (found === undefined) return
-    const target = found?.route.target ?? null
+    if (found !== null && limitsSomething(found.route.settings.limits)) return this.limitThenUpgrade(gen, found.route, req, socket, head, vars, answer)
+    this.upgrade(gen, found?.route ?? null, req, socket, head, vars, answer)
+  }
+
+  /** An upgrade's limits: a limit_conn slot is held until the tunnel closes. */
+  private limitThenUpgrade(gen: Generation, route: Route, req: IncomingMessage, socket: Duplex, head: Buffer, vars: RequestVars, answer: () => ServerResponse): void {
+    gen.enter()
+    this.inFlight++
+    const gate = new LimitGate(this.limitZones, route.settings.limits, vars, this.log, socket)
+    gate.admit().then((admission) => {
+      if (admission === null) return this.logAccess(route, vars, 499, 0)
+      if (admission.pass) return this.upgrade(gen, route, req, socket, head, vars, answer)
+      sendErrorPage(answer(), admission.status, true)
+      this.logAccess(route, vars, admission.status, 0)
+    }).catch((err: Error) => {
+      this.log.error(`limits: ${err.message}`)
+      socket.destroy()
+    }).finally(() => {
+      gen.leave()
+      this.requestDone()
+    })
+  }
+
+  private upgrade(gen: Generation, route: Route | null, req: IncomingMessage, socket: Duplex, head: Buffer, vars: RequestVars, answer: () => ServerResponse): void {
+    if (route !== null && this.denied(route, req, answer, vars)) return
+    const target = route?.target ?? null
     if (target === null || !target.canUpgrade || this.closing) {
       // Not configured for upgrades: nginx proxies such a request as a plain one (the
       // Upgrade header is hop-by-hop and dropped).
@@ -515,8 +587,11 @@ class Runtime implements Switchyard {
   private async reloadNow(): Promise<{ ok: true } | { ok: false; error: string }> {
     if (this.closing) return { ok: false, error: 'shutting down' }
     let gen: Generation
+    let zones: ZoneSet | null = null
     try {
       const config = await loadConfig(this.file)
+      // Zones whose definition is unchanged keep their state (nginx keeps shared zones).
+      if (this.limitZones instanceof LocalZones) zones = ZoneSet.fromConfig(config, this.limitZones.zones)
       gen = watchPeers(new Generation(config, this.generation), this.log)
       await this.adminEndpoint?.apply(config.main.admin)
       try {
@@ -536,6 +611,7 @@ class Runtime implements Switchyard {
     const old = this.generation
     this.carryChanges(old, gen)
     this.generation = gen
+    if (zones !== null) (this.limitZones as LocalZones).zones = zones
     this.applyEdges(gen)
     gen.startHealthChecks()
     this.metrics.reload('ok')

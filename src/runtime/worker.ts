@@ -6,6 +6,7 @@ import { createLogger } from '../log.js'
 import { tuneHeapForProxy } from './heap.js'
 import { isMessage, WORKER_ENV, type FromWorker, type ToWorker } from './messages.js'
 import { startSwitchyard } from './switchyard.js'
+import { RemoteZones } from '../limits/remote-zones.js'
 
 const send = (message: FromWorker): void => {
   process.send?.(message)
@@ -15,9 +16,14 @@ export async function runWorker(): Promise<void> {
   tuneHeapForProxy()
   const file = process.env[WORKER_ENV.config]!
   const log = createLogger()
+  // limit_req/limit_conn state is the primary's, shared by every worker.
+  const zones = new RemoteZones(send)
+  process.on('message', (message: unknown) => {
+    if (isMessage<ToWorker>(message)) zones.receive(message)
+  })
   let sy
   try {
-    sy = await startSwitchyard({ configFile: file, logger: log, role: 'worker', processMetrics: process.env[WORKER_ENV.metrics] === '1' })
+    sy = await startSwitchyard({ configFile: file, logger: log, role: 'worker', processMetrics: process.env[WORKER_ENV.metrics] === '1', limitZones: zones })
   } catch (err) {
     send({ type: 'sy:failed', error: (err as Error).message })
     process.exit(1)
@@ -53,6 +59,9 @@ export async function runWorker(): Promise<void> {
   // group, and the primary decides how the workers end.
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGQUIT', 'SIGHUP', 'SIGUSR1'] as const) process.on(signal, () => undefined)
   // Orphaned (the primary died): finish what is in flight and go.
-  process.on('disconnect', () => void instance.quit().then(() => process.exit(0)))
+  process.on('disconnect', () => {
+    zones.disconnected()
+    void instance.quit().then(() => process.exit(0))
+  })
   send({ type: 'sy:ready' })
 }

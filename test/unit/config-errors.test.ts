@@ -23,6 +23,10 @@ const SV = (body: string): string => H(`server {\n${body}\n}`)
 const S = (body: string): string => SV(`listen 8080;\n${body}`)
 const L = (body: string): string => S(`location / {\n${body}\n}`)
 const U = (body: string): string => H(`upstream u {\n${body}\n}`)
+/** Limit zones at line 3, a location's limits at line 7. */
+const LZ = (zones: string, limits: string): string => H(`${zones}\nserver {\nlisten 8080;\nlocation / {\n${limits}\n}\n}`)
+const REQ_ZONE = 'limit_req_zone $binary_remote_addr zone=x:1m rate=1r/s;'
+const CONN_ZONE = 'limit_conn_zone $binary_remote_addr zone=c:1m;'
 
 interface Case {
   /** What the row protects. */
@@ -162,6 +166,33 @@ const cases: Case[] = [
   { what: 'access_log buffering', text: L('access_log /tmp/a.log combined buffer=32k;'), error: 'parameter "buffer=32k" of the "access_log" directive is not supported by switchyard yet in {file}:6' },
   { what: 'two access logs on one level', text: L('access_log /tmp/a.log;\naccess_log /tmp/b.log;'), error: 'more than one "access_log" directive on one level is not supported by switchyard yet in {file}:7' },
   { what: 'an unknown variable in a header value', text: L('proxy_set_header X-Id $nosuchvar;'), error: 'unknown "nosuchvar" variable in {file}:6' },
+  // limit_req / limit_conn (zones at line 3, the limit at line 7 of LZ).
+  { what: 'limit_req naming no zone (nginx says it without a line)', text: LZ('', 'limit_req zone=nope;'), error: 'zero size shared memory zone "nope" in {file}:7' },
+  { what: 'limit_conn naming no zone', text: LZ('', 'limit_conn nope 1;'), error: 'zero size shared memory zone "nope" in {file}:7' },
+  { what: 'burst=0', text: LZ(REQ_ZONE, 'limit_req zone=x burst=0;'), error: 'invalid burst value "burst=0" in {file}:7', nginx: true },
+  { what: 'delay=0', text: LZ(REQ_ZONE, 'limit_req zone=x delay=0;'), error: 'invalid delay value "delay=0" in {file}:7', nginx: true },
+  { what: 'an unknown limit_req parameter', text: LZ(REQ_ZONE, 'limit_req zone=x fast;'), error: 'invalid parameter "fast" in {file}:7', nginx: true },
+  { what: 'limit_req without zone=', text: LZ(REQ_ZONE, 'limit_req burst=3;'), error: '"limit_req" must have "zone" parameter in {file}:7', nginx: true },
+  { what: 'the same zone twice on one level', text: LZ(REQ_ZONE, 'limit_req zone=x; limit_req zone=x burst=2;'), error: '"limit_req" directive is duplicate in {file}:7', nginx: true },
+  { what: 'nodelay and delay= and burst= and zone=: four arguments', text: LZ(REQ_ZONE, 'limit_req zone=x burst=5 nodelay delay=2;'), error: 'invalid number of arguments in "limit_req" directive in {file}:7', nginx: true },
+  { what: 'a rate per hour', text: LZ('limit_req_zone $binary_remote_addr zone=x:1m rate=1r/h;', ''), error: 'invalid rate "rate=1r/h" in {file}:3', nginx: true },
+  { what: 'rate=0', text: LZ('limit_req_zone $binary_remote_addr zone=x:1m rate=0r/s;', ''), error: 'invalid rate "rate=0r/s" in {file}:3', nginx: true },
+  { what: 'a zone under 32k', text: LZ('limit_req_zone $binary_remote_addr zone=x:1k rate=1r/s;', ''), error: 'zone "zone=x:1k" is too small in {file}:3', nginx: true },
+  { what: 'a zone without a size', text: LZ('limit_conn_zone $binary_remote_addr zone=x;', ''), error: 'invalid zone size "zone=x" in {file}:3', nginx: true },
+  { what: 'limit_req_zone without zone=', text: LZ('limit_req_zone $binary_remote_addr rate=1r/s foo=1;', ''), error: 'invalid parameter "foo=1" in {file}:3', nginx: true },
+  { what: 'an unknown variable in a zone key', text: LZ('limit_req_zone $nosuch zone=x:1m rate=1r/s;', ''), error: 'unknown "nosuch" variable in {file}:3' },
+  { what: 'a zone name used twice', text: LZ(`${REQ_ZONE} limit_req_zone $uri zone=x:1m rate=2r/s;`, ''), error: 'limit_req_zone "x" is already bound to key "$binary_remote_addr" in {file}:3', nginx: true },
+  { what: 'a zone name used by both modules', text: LZ(`${REQ_ZONE} limit_conn_zone $binary_remote_addr zone=x:1m;`, ''), error: 'the shared memory zone "x" is already declared for a different use in {file}:3', nginx: true },
+  { what: 'a zone name with two sizes', text: LZ(`${REQ_ZONE} limit_req_zone $binary_remote_addr zone=x:2m rate=1r/s;`, ''), error: 'the size 2097152 of shared memory zone "x" conflicts with already declared size 1048576 in {file}:3', nginx: true },
+  { what: 'limit_conn on a limit_req zone', text: LZ(REQ_ZONE, 'limit_conn x 1;'), error: 'the shared memory zone "x" is already declared for a different use in {file}:7', nginx: true },
+  { what: 'limit_conn 0', text: LZ(CONN_ZONE, 'limit_conn c 0;'), error: 'invalid number of connections "0" in {file}:7', nginx: true },
+  { what: 'limit_conn over 65535', text: LZ(CONN_ZONE, 'limit_conn c 65536;'), error: 'connection limit must be less 65536 in {file}:7', nginx: true },
+  { what: 'limit_conn twice on one zone', text: LZ(CONN_ZONE, 'limit_conn c 1; limit_conn c 2;'), error: '"limit_conn" directive is duplicate in {file}:7', nginx: true },
+  { what: 'limit_req_status out of range', text: LZ(REQ_ZONE, 'limit_req_status 600;'), error: 'value must be between 400 and 599 in {file}:7', nginx: true },
+  { what: 'limit_conn_status not a number', text: LZ(CONN_ZONE, 'limit_conn_status abc;'), error: '"limit_conn_status" directive invalid number in {file}:7', nginx: true },
+  { what: 'limit_req_log_level debug', text: LZ(REQ_ZONE, 'limit_req_log_level debug;'), error: 'invalid value "debug" in {file}:7', nginx: true },
+  { what: 'limit_conn_dry_run maybe', text: LZ(CONN_ZONE, 'limit_conn_dry_run maybe;'), error: 'invalid value "maybe" in "limit_conn_dry_run" directive, it must be "on" or "off" in {file}:7', nginx: true },
+  { what: 'limit_req_zone in a location', text: LZ(REQ_ZONE, 'limit_req_zone $uri zone=y:1m rate=1r/s;'), error: '"limit_req_zone" directive is not allowed here in {file}:7', nginx: true },
 ]
 
 const work = mkdtempSync(join(tmpdir(), 'switchyard-bad-config-'))
