@@ -106,9 +106,9 @@ export interface RetryBudgetConfig {
 
 /** Requests that find no eligible peer on their first pick wait for one (per worker). */
 export interface QueueConfig {
-  /** At most this many requests wait; one more is answered 502 (NGINX Plus). */
+  /** At most this many requests wait; one more is answered 503 (NGINX Plus: 502). */
   readonly size: number
-  /** `timeout=`, default 60s: a request not given a peer by then is answered 502. */
+  /** `timeout=`, default 60s: a request not given a peer by then is answered 503. */
   readonly timeout: Millis
 }
 

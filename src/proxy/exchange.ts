@@ -60,6 +60,8 @@ export class Exchange {
   private counted = false
   /** Holds a retry slot of the budget (made its first retry). */
   private retried = false
+  /** Seconds the request waited in the upstream's queue, for the next attempt's log entry. */
+  private queueTime = 0
   /** Waiting in the upstream's queue: the way out. */
   private leaveQueue: (() => void) | null = null
   /** Response body bytes sent to the client (`$body_bytes_sent`). */
@@ -122,22 +124,25 @@ export class Exchange {
     this.forward(peer)
   }
 
-  /** Wait in the upstream's queue for a peer; a full queue or the timeout → 502 (NGINX Plus). */
+  /** Wait in the upstream's queue for a peer; a full queue or the timeout → 503 (the
+   *  server is busy, not broken; NGINX Plus answers 502 here). */
   private enqueue(queue: RequestQueue): void {
     const stats = this.target.upstream.stats
+    const queuedAt = performance.now()
     const leave = queue.enqueue(this.selection, (peer) => {
       this.leaveQueue = null
+      this.queueTime = (performance.now() - queuedAt) / 1000
       this.forward(peer)
     }, () => {
       this.leaveQueue = null
       stats.queueTimeouts++
       this.ctx.log.error(`upstream queue timed out while connecting to upstream${this.where()}`)
-      this.giveUp()
+      this.answer(503, this.hasBody)
     })
     if (leave === null) {
       stats.queueOverflows++
       this.ctx.log.error(`upstream queue is full while connecting to upstream${this.where()}`)
-      return this.giveUp()
+      return this.answer(503, this.hasBody)
     }
     stats.queued++
     this.leaveQueue = leave
@@ -146,6 +151,8 @@ export class Exchange {
   private forward(peer: Peer): void {
     const body = this.body === null ? null : this.body.reader()
     const attempt = new Attempt(this, peer, body, this.selection.now, this.tries !== null)
+    attempt.queueTime = this.queueTime
+    this.queueTime = 0
     this.attempt = attempt
     this.tries?.push(attempt)
     const read = this.target.settings.proxyReadTimeout
@@ -408,6 +415,8 @@ export class Attempt implements Outcome {
   endedAt = -1
   /** The status the upstream answered, or the one switchyard answered for this try. */
   status = 0
+  /** Seconds the request waited in the queue before this try (`$upstream_queue_time`). */
+  queueTime = 0
   /** Record the timings `$upstream_*` need. */
   readonly timed: boolean
   /** The injected clock when the attempt was dispatched (nginx's `u->start_time`). */
@@ -435,7 +444,7 @@ export class Attempt implements Outcome {
   /** This try as `$upstream_addr`, `$upstream_status` and the `$upstream_*_time`s see it. */
   try(): UpstreamTry {
     const since = (t: number): number | null => (t < 0 ? null : (t - this.startedAt) / 1000)
-    return { addr: this.peer.address, status: this.status || 502, connectTime: since(this.connectedAt), headerTime: since(this.headerAt), responseTime: since(this.endedAt) }
+    return { addr: this.peer.address, status: this.status || 502, connectTime: since(this.connectedAt), headerTime: since(this.headerAt), responseTime: since(this.endedAt), queueTime: this.queueTime }
   }
 
   onConnect(abort: (reason?: Error) => void): void {
