@@ -73,6 +73,8 @@ export const DEFAULT_SETTINGS: LocationSettings = {
 
 const DEFAULT_SERVER_PARAMS = { weight: 1, maxFails: 1, failTimeout: 10_000, maxConns: 0, slowStart: 0, route: '', backup: false, down: false }
 const DEFAULT_KEEPALIVE_TIMEOUT = 60_000
+const DEFAULT_KEEPALIVE_REQUESTS = 1000
+const DEFAULT_KEEPALIVE_TIME = 3_600_000
 const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'notice', 'warn', 'error', 'crit', 'alert', 'emerg']
 const DEBUG_LEVELS = new Set(['debug_core', 'debug_alloc', 'debug_mutex', 'debug_event', 'debug_http', 'debug_mail', 'debug_stream'])
 
@@ -341,6 +343,8 @@ class Builder {
     const used: Array<{ stmt: Statement; param: ServerParam; text: string }> = []
     let keepalive: number | null = null
     let keepaliveTimeout = DEFAULT_KEEPALIVE_TIMEOUT
+    let keepaliveRequests = DEFAULT_KEEPALIVE_REQUESTS
+    let keepaliveTime = DEFAULT_KEEPALIVE_TIME
     let retryBudget: RetryBudgetConfig | null = DEFAULT_RETRY_BUDGET
     let queue: QueueConfig | undefined
 
@@ -384,6 +388,17 @@ class Builder {
           keepaliveTimeout = this.time(child)
           break
         }
+        case 'keepalive_requests': {
+          once(child, seen)
+          const n = parseNumber(child.args[0]!)
+          if (n === null) fail('"keepalive_requests" directive invalid number', child)
+          keepaliveRequests = n!
+          break
+        }
+        case 'keepalive_time':
+          once(child, seen)
+          keepaliveTime = this.time(child)
+          break
         case 'retry_budget':
           once(child, seen)
           retryBudget = parseRetryBudget(child)
@@ -414,6 +429,8 @@ class Builder {
       servers,
       keepalive,
       keepaliveTimeout,
+      keepaliveRequests,
+      keepaliveTime,
       retryBudget,
       ...(queue ? { queue } : {}),
     }
@@ -562,6 +579,8 @@ class Builder {
         servers: addresses.map((ip) => ({ name, host: ip, port: address.port, ...DEFAULT_SERVER_PARAMS, source: stmt.source })),
         keepalive: null,
         keepaliveTimeout: DEFAULT_KEEPALIVE_TIMEOUT,
+        keepaliveRequests: DEFAULT_KEEPALIVE_REQUESTS,
+        keepaliveTime: DEFAULT_KEEPALIVE_TIME,
       })
     }
     return { source: stmt.source, upstream: key, uri, proxyHost }

@@ -60,6 +60,8 @@ export const DIRECTIVES: readonly DirectiveSpec[] = [
   spec('server', ['upstream'], [1, many]),
   spec('keepalive', ['upstream'], [1, 1]),
   spec('keepalive_timeout', ['upstream'], [1, 1], { nginxContexts: ['upstream', ...HSL] }),
+  spec('keepalive_requests', ['upstream'], [1, 1]),
+  spec('keepalive_time', ['upstream'], [1, 1], { nginxContexts: ['upstream', ...HSL] }),
   // The tutorial's url_hash snippet: the old third-party module's hash choice. CRC-32 is
   // the only one (`hash` uses it), so the directive only checks its value.
   spec('hash_method', ['upstream'], [1, 1]),
@@ -92,6 +94,7 @@ export const DIRECTIVES: readonly DirectiveSpec[] = [
   spec('client_body_timeout', HSL, [1, 1]),
   spec('send_timeout', HSL, [1, 1]),
   spec('keepalive_timeout', ['http', 'server'], [1, 2], { nginxContexts: HSL }),
+  spec('keepalive_requests', HSL, [1, 1]),
   spec('large_client_header_buffers', ['http', 'server'], [2, 2]),
   spec('allow', HSL, [1, 1]),
   spec('deny', HSL, [1, 1]),
@@ -129,7 +132,7 @@ const UNSUPPORTED = new Set(
   client_header_buffer_size connection_pool_size default_type directio
   directio_alignment disable_symlinks early_hints error_page etag gzip_disable
   gzip_http_version gzip_proxied gzip_vary if_modified_since ignore_invalid_headers internal
-  keepalive_disable keepalive_min_timeout keepalive_requests keepalive_time
+  keepalive_disable keepalive_min_timeout
   limit_except limit_rate limit_rate_after lingering_close
   lingering_time lingering_timeout log_not_found log_subrequest max_headers max_ranges
   merge_slashes msie_padding msie_refresh open_file_cache open_file_cache_errors

@@ -86,6 +86,12 @@ export interface UpstreamConfig {
   readonly keepalive: number | null
   /** `keepalive_timeout` in upstream; default 60s (nginx). */
   readonly keepaliveTimeout: Millis
+  /** `keepalive_requests N` in upstream, default 1000: a pooled connection carries at most
+   *  N requests, then closes. */
+  readonly keepaliveRequests: number
+  /** `keepalive_time T` in upstream, default 1h: a pooled connection is not given a new
+   *  request once it is older than T. */
+  readonly keepaliveTime: Millis
   /** The active health check (`health_check` in a location that proxies here), absent
    *  when none is written. One per upstream: locations sharing the upstream share it. */
   readonly healthCheck?: HealthCheckConfig
@@ -289,6 +295,9 @@ export interface EdgeSettings {
   readonly sendTimeout: Millis
   /** `keepalive_timeout T`, default 75s; 0 turns client keep-alive off. */
   readonly keepaliveTimeout: Millis
+  /** `keepalive_requests N`, default 1000: the Nth request on a client connection is
+   *  answered with `Connection: close`, and the connection closes after it. */
+  readonly keepaliveRequests: number
   /** `large_client_header_buffers N SIZE`, default 4 8k: a request line over SIZE → 414,
    *  a header line over SIZE → 400, all headers over N×SIZE → 431. */
   readonly largeClientHeaderBuffers: { readonly number: number; readonly size: number }

@@ -163,6 +163,7 @@ export class Exchange {
       body,
       headersTimeout: read,
       bodyTimeout: read,
+      ...(this.target.closeAfterEach ? { reset: true } : {}),
     }, attempt)
   }
 

@@ -265,6 +265,14 @@ class Runtime implements Switchyard {
       }
       if (edge.keepaliveTimeout === 0) res.shouldKeepAlive = false
     }
+    // keepalive_requests: the Nth request is the connection's last (nginx decides it per
+    // location); requests pipelined behind it are never served. (Node's own
+    // maxRequestsPerSocket would answer those with 503 instead.) HTTP/2 streams are not
+    // counted.
+    if (!h2 && requestsOn(socket) >= (found?.route.settings.edge ?? listener.edge).keepaliveRequests) {
+      res.shouldKeepAlive = false
+      markClosing(socket)
+    }
     if (found === null || found.route.target === null) {
       // No proxy_pass here: nginx would look for a file under `root`; switchyard serves none.
       if (this.closing) res.shouldKeepAlive = false
