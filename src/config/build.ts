@@ -67,6 +67,8 @@ export const DEFAULT_SETTINGS: LocationSettings = {
   proxyNextUpstreamTimeout: 0,
   proxyHttpVersion: '1.0',
   clientMaxBodySize: 1024 * 1024,
+  clientBodyBufferSize: 16 * 1024,
+  proxyRequestBuffering: true,
   accessLog: null,
   edge: DEFAULT_EDGE,
 }
@@ -118,6 +120,8 @@ interface SettingsDraft {
   proxyNextUpstreamTimeout?: number
   proxyHttpVersion?: '1.0' | '1.1'
   clientMaxBodySize?: number
+  clientBodyBufferSize?: number
+  proxyRequestBuffering?: boolean
   accessLog?: AccessLog | null
   edge?: EdgeDraft
   tls?: TlsDraft
@@ -654,6 +658,16 @@ class Builder {
         draft.clientMaxBodySize = n!
         return
       }
+      case 'client_body_buffer_size': {
+        const n = parseSize(arg)
+        if (n === null) fail('"client_body_buffer_size" directive invalid value', stmt)
+        draft.clientBodyBufferSize = n!
+        return
+      }
+      case 'proxy_request_buffering':
+        if (arg !== 'on' && arg !== 'off') fail(`invalid value "${arg}" in "proxy_request_buffering" directive, it must be "on" or "off"`, stmt)
+        draft.proxyRequestBuffering = arg === 'on'
+        return
     }
   }
 
@@ -953,6 +967,8 @@ function merge(inner: SettingsDraft, outer: LocationSettings): LocationSettings 
     proxyNextUpstreamTimeout: inner.proxyNextUpstreamTimeout ?? outer.proxyNextUpstreamTimeout,
     proxyHttpVersion: inner.proxyHttpVersion ?? outer.proxyHttpVersion,
     clientMaxBodySize: inner.clientMaxBodySize ?? outer.clientMaxBodySize,
+    clientBodyBufferSize: inner.clientBodyBufferSize ?? outer.clientBodyBufferSize,
+    proxyRequestBuffering: inner.proxyRequestBuffering ?? outer.proxyRequestBuffering,
     edge: mergeEdge(inner.edge, outer.edge),
     accessLog: inner.accessLog !== undefined ? inner.accessLog : outer.accessLog,
   }

@@ -86,6 +86,8 @@ export const DIRECTIVES: readonly DirectiveSpec[] = [
   spec('proxy_next_upstream_timeout', HSL, [1, 1]),
   spec('proxy_http_version', HSL, [1, 1]),
   spec('client_max_body_size', HSL, [1, 1]),
+  spec('client_body_buffer_size', HSL, [1, 1]),
+  spec('proxy_request_buffering', HSL, [1, 1]),
   spec('access_log', HSL, [1, many]),
   spec('log_format', ['http'], [2, many]),
   // the edge: client limits and timeouts, access rules, real-ip (src/config/edge.ts).
@@ -127,7 +129,7 @@ const UNSUPPORTED = new Set(
   worker_rlimit_core worker_rlimit_nofile worker_shutdown_timeout working_directory
   # ngx_http_core_module and the upstream core
   absolute_redirect aio aio_write alias auth_delay chunked_transfer_encoding
-  client_body_buffer_size client_body_early_read client_body_in_file_only
+  client_body_early_read client_body_in_file_only
   client_body_in_single_buffer client_body_temp_path
   client_header_buffer_size connection_pool_size default_type directio
   directio_alignment disable_symlinks early_hints error_page etag gzip_disable
@@ -153,7 +155,7 @@ const UNSUPPORTED = new Set(
   proxy_headers_hash_max_size proxy_hide_header proxy_ignore_client_abort proxy_ignore_headers
   proxy_intercept_errors proxy_limit_rate proxy_max_temp_file_size proxy_method proxy_no_cache
   proxy_pass_header proxy_pass_request_body proxy_pass_request_headers proxy_pass_trailers
-  proxy_redirect proxy_request_buffering proxy_send_lowat proxy_set_body
+  proxy_redirect proxy_send_lowat proxy_set_body
   proxy_socket_keepalive proxy_socket_rcvbuf proxy_socket_sndbuf proxy_ssl_certificate
   proxy_ssl_certificate_cache proxy_ssl_certificate_key proxy_ssl_ciphers
   proxy_ssl_conf_command proxy_ssl_crl proxy_ssl_name proxy_ssl_password_file

@@ -277,6 +277,12 @@ export interface LocationSettings {
   readonly proxyHttpVersion: '1.0' | '1.1'
   /** `client_max_body_size` in bytes, default 1m; 0 = unlimited. */
   readonly clientMaxBodySize: number
+  /** `client_body_buffer_size` in bytes, default 16k: how much of a request body is read
+   *  ahead and kept for a retry (with proxy_request_buffering on). */
+  readonly clientBodyBufferSize: number
+  /** `proxy_request_buffering on|off`, default on: read the body (up to
+   *  client_body_buffer_size) before picking a server, so it can be resent. */
+  readonly proxyRequestBuffering: boolean
   /** `access_log PATH [FORMAT]`, or null for `off`; switchyard's default is off. */
   readonly accessLog: AccessLog | null
   /** Client-side limits, timeouts, access rules and real-ip (src/config/edge.ts). */

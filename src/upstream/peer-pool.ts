@@ -48,6 +48,11 @@ export class PeerClient extends Client {
     return super.dispatch(options, handler)
   }
 
+  /** The connection now open, if any (for its byte counts). */
+  get socket(): { readonly bytesRead: number } | undefined {
+    return socketOf(this) as { readonly bytesRead: number } | undefined
+  }
+
   /** Can a request still be given to this client directly? */
   get usable(): boolean {
     return !this.closed && !this.destroyed
