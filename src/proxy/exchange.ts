@@ -20,12 +20,12 @@ import { upstreamFramingError } from './edge.js'
 import { sendErrorPage } from './error-page.js'
 import { responseHeaders } from './headers.js'
 import { BodyTooLargeError, RequestBody, type AttemptBody } from './request-body.js'
-
-/** Resends after a reused connection turned out closed, per request (each one goes out on
- *  a new connection, which cannot be stale, so one is the normal most). */
-const MAX_STALE_RESENDS = 2
 import type { RequestVars } from './request-vars.js'
 import type { ProxyTarget } from './target.js'
+
+/** Resends after a reused connection turned out closed, per request. A resend goes out
+ *  on a new connection, which cannot be stale, so one is all a request normally needs. */
+const MAX_STALE_RESENDS = 2
 
 /** What an exchange needs from the running process. */
 export interface ProxyContext {
