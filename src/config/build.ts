@@ -70,6 +70,8 @@ export const DEFAULT_SETTINGS: LocationSettings = {
   proxyNextUpstreamTimeout: 0,
   proxyHttpVersion: '1.0',
   clientMaxBodySize: 1024 * 1024,
+  clientBodyBufferSize: 16 * 1024,
+  proxyRequestBuffering: true,
   accessLog: null,
   edge: DEFAULT_EDGE,
   return: null,
@@ -78,6 +80,8 @@ export const DEFAULT_SETTINGS: LocationSettings = {
 
 const DEFAULT_SERVER_PARAMS = { weight: 1, maxFails: 1, failTimeout: 10_000, maxConns: 0, slowStart: 0, route: '', backup: false, down: false }
 const DEFAULT_KEEPALIVE_TIMEOUT = 60_000
+const DEFAULT_KEEPALIVE_REQUESTS = 1000
+const DEFAULT_KEEPALIVE_TIME = 3_600_000
 const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'notice', 'warn', 'error', 'crit', 'alert', 'emerg']
 const DEBUG_LEVELS = new Set(['debug_core', 'debug_alloc', 'debug_mutex', 'debug_event', 'debug_http', 'debug_mail', 'debug_stream'])
 
@@ -121,6 +125,8 @@ interface SettingsDraft {
   proxyNextUpstreamTimeout?: number
   proxyHttpVersion?: '1.0' | '1.1'
   clientMaxBodySize?: number
+  clientBodyBufferSize?: number
+  proxyRequestBuffering?: boolean
   accessLog?: AccessLog | null
   edge?: EdgeDraft
   tls?: TlsDraft
@@ -353,6 +359,8 @@ class Builder {
     const used: Array<{ stmt: Statement; param: ServerParam; text: string }> = []
     let keepalive: number | null = null
     let keepaliveTimeout = DEFAULT_KEEPALIVE_TIMEOUT
+    let keepaliveRequests = DEFAULT_KEEPALIVE_REQUESTS
+    let keepaliveTime = DEFAULT_KEEPALIVE_TIME
     let retryBudget: RetryBudgetConfig | null = DEFAULT_RETRY_BUDGET
     let queue: QueueConfig | undefined
 
@@ -396,6 +404,17 @@ class Builder {
           keepaliveTimeout = this.time(child)
           break
         }
+        case 'keepalive_requests': {
+          once(child, seen)
+          const n = parseNumber(child.args[0]!)
+          if (n === null) fail('"keepalive_requests" directive invalid number', child)
+          keepaliveRequests = n!
+          break
+        }
+        case 'keepalive_time':
+          once(child, seen)
+          keepaliveTime = this.time(child)
+          break
         case 'retry_budget':
           once(child, seen)
           retryBudget = parseRetryBudget(child)
@@ -426,6 +445,8 @@ class Builder {
       servers,
       keepalive,
       keepaliveTimeout,
+      keepaliveRequests,
+      keepaliveTime,
       retryBudget,
       ...(queue ? { queue } : {}),
     }
@@ -576,6 +597,8 @@ class Builder {
         servers: addresses.map((ip) => ({ name, host: ip, port: address.port, ...DEFAULT_SERVER_PARAMS, source: stmt.source })),
         keepalive: null,
         keepaliveTimeout: DEFAULT_KEEPALIVE_TIMEOUT,
+        keepaliveRequests: DEFAULT_KEEPALIVE_REQUESTS,
+        keepaliveTime: DEFAULT_KEEPALIVE_TIME,
       })
     }
     return { source: stmt.source, upstream: key, uri, proxyHost }
@@ -658,6 +681,16 @@ class Builder {
         draft.clientMaxBodySize = n!
         return
       }
+      case 'client_body_buffer_size': {
+        const n = parseSize(arg)
+        if (n === null) fail('"client_body_buffer_size" directive invalid value', stmt)
+        draft.clientBodyBufferSize = n!
+        return
+      }
+      case 'proxy_request_buffering':
+        if (arg !== 'on' && arg !== 'off') fail(`invalid value "${arg}" in "proxy_request_buffering" directive, it must be "on" or "off"`, stmt)
+        draft.proxyRequestBuffering = arg === 'on'
+        return
     }
   }
 
@@ -958,6 +991,8 @@ function merge(inner: SettingsDraft, outer: LocationSettings, zones: ReadonlyMap
     proxyNextUpstreamTimeout: inner.proxyNextUpstreamTimeout ?? outer.proxyNextUpstreamTimeout,
     proxyHttpVersion: inner.proxyHttpVersion ?? outer.proxyHttpVersion,
     clientMaxBodySize: inner.clientMaxBodySize ?? outer.clientMaxBodySize,
+    clientBodyBufferSize: inner.clientBodyBufferSize ?? outer.clientBodyBufferSize,
+    proxyRequestBuffering: inner.proxyRequestBuffering ?? outer.proxyRequestBuffering,
     edge: mergeEdge(inner.edge, outer.edge),
     accessLog: inner.accessLog !== undefined ? inner.accessLog : outer.accessLog,
     return: inner.ret ?? null,

@@ -60,6 +60,8 @@ export const DIRECTIVES: readonly DirectiveSpec[] = [
   spec('server', ['upstream'], [1, many]),
   spec('keepalive', ['upstream'], [1, 1]),
   spec('keepalive_timeout', ['upstream'], [1, 1], { nginxContexts: ['upstream', ...HSL] }),
+  spec('keepalive_requests', ['upstream'], [1, 1]),
+  spec('keepalive_time', ['upstream'], [1, 1], { nginxContexts: ['upstream', ...HSL] }),
   // The tutorial's url_hash snippet: the old third-party module's hash choice. CRC-32 is
   // the only one (`hash` uses it), so the directive only checks its value.
   spec('hash_method', ['upstream'], [1, 1]),
@@ -84,6 +86,8 @@ export const DIRECTIVES: readonly DirectiveSpec[] = [
   spec('proxy_next_upstream_timeout', HSL, [1, 1]),
   spec('proxy_http_version', HSL, [1, 1]),
   spec('client_max_body_size', HSL, [1, 1]),
+  spec('client_body_buffer_size', HSL, [1, 1]),
+  spec('proxy_request_buffering', HSL, [1, 1]),
   spec('access_log', HSL, [1, many]),
   spec('log_format', ['http'], [2, many]),
   // the edge: client limits and timeouts, access rules, real-ip (src/config/edge.ts).
@@ -92,6 +96,7 @@ export const DIRECTIVES: readonly DirectiveSpec[] = [
   spec('client_body_timeout', HSL, [1, 1]),
   spec('send_timeout', HSL, [1, 1]),
   spec('keepalive_timeout', ['http', 'server'], [1, 2], { nginxContexts: HSL }),
+  spec('keepalive_requests', HSL, [1, 1]),
   spec('large_client_header_buffers', ['http', 'server'], [2, 2]),
   spec('allow', HSL, [1, 1]),
   spec('deny', HSL, [1, 1]),
@@ -137,12 +142,12 @@ const UNSUPPORTED = new Set(
   worker_rlimit_core worker_rlimit_nofile worker_shutdown_timeout working_directory
   # ngx_http_core_module and the upstream core
   absolute_redirect aio aio_write alias auth_delay chunked_transfer_encoding
-  client_body_buffer_size client_body_early_read client_body_in_file_only
+  client_body_early_read client_body_in_file_only
   client_body_in_single_buffer client_body_temp_path
   client_header_buffer_size connection_pool_size default_type directio
   directio_alignment disable_symlinks early_hints error_page etag gzip_disable
   gzip_http_version gzip_proxied gzip_vary if_modified_since ignore_invalid_headers internal
-  keepalive_disable keepalive_min_timeout keepalive_requests keepalive_time
+  keepalive_disable keepalive_min_timeout
   limit_except limit_rate limit_rate_after lingering_close
   lingering_time lingering_timeout log_not_found log_subrequest max_headers max_ranges
   merge_slashes msie_padding msie_refresh open_file_cache open_file_cache_errors
@@ -163,7 +168,7 @@ const UNSUPPORTED = new Set(
   proxy_headers_hash_max_size proxy_hide_header proxy_ignore_client_abort proxy_ignore_headers
   proxy_intercept_errors proxy_limit_rate proxy_max_temp_file_size proxy_method proxy_no_cache
   proxy_pass_header proxy_pass_request_body proxy_pass_request_headers proxy_pass_trailers
-  proxy_redirect proxy_request_buffering proxy_send_lowat proxy_set_body
+  proxy_redirect proxy_send_lowat proxy_set_body
   proxy_socket_keepalive proxy_socket_rcvbuf proxy_socket_sndbuf proxy_ssl_certificate
   proxy_ssl_certificate_cache proxy_ssl_certificate_key proxy_ssl_ciphers
   proxy_ssl_conf_command proxy_ssl_crl proxy_ssl_name proxy_ssl_password_file

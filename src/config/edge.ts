@@ -12,6 +12,7 @@ export const DEFAULT_EDGE: EdgeSettings = {
   clientBodyTimeout: 60_000,
   sendTimeout: 60_000,
   keepaliveTimeout: 75_000,
+  keepaliveRequests: 1000,
   largeClientHeaderBuffers: { number: 4, size: 8 * 1024 },
   access: [],
   realIp: { from: [], header: 'x-real-ip', recursive: false },
@@ -23,6 +24,7 @@ export interface EdgeDraft {
   clientBodyTimeout?: number
   sendTimeout?: number
   keepaliveTimeout?: number
+  keepaliveRequests?: number
   largeClientHeaderBuffers?: { number: number; size: number }
   access?: AccessRule[]
   realIpFrom?: Cidr[]
@@ -32,7 +34,7 @@ export interface EdgeDraft {
 
 /** Directive names this module reads (in http, server or location). */
 export const EDGE_DIRECTIVES: ReadonlySet<string> = new Set([
-  'client_header_timeout', 'client_body_timeout', 'send_timeout', 'keepalive_timeout',
+  'client_header_timeout', 'client_body_timeout', 'send_timeout', 'keepalive_timeout', 'keepalive_requests',
   'large_client_header_buffers', 'allow', 'deny', 'set_real_ip_from', 'real_ip_header', 'real_ip_recursive',
 ])
 
@@ -87,6 +89,12 @@ export function edgeSetting(stmt: Statement, draft: EdgeDraft, seen: Set<string>
       if (stmt.args.length > 1) fail('the second parameter of the "keepalive_timeout" directive is not supported by switchyard yet', stmt)
       draft.keepaliveTimeout = time(stmt)
       return
+    case 'keepalive_requests': {
+      const n = parseNumber(arg)
+      if (n === null) return fail('"keepalive_requests" directive invalid number', stmt)
+      draft.keepaliveRequests = n!
+      return
+    }
     case 'large_client_header_buffers': {
       const number = parseNumber(arg)
       const size = parseSize(stmt.args[1]!)
@@ -115,6 +123,7 @@ export function mergeEdge(inner: EdgeDraft | undefined, outer: EdgeSettings): Ed
     clientBodyTimeout: inner.clientBodyTimeout ?? outer.clientBodyTimeout,
     sendTimeout: inner.sendTimeout ?? outer.sendTimeout,
     keepaliveTimeout: inner.keepaliveTimeout ?? outer.keepaliveTimeout,
+    keepaliveRequests: inner.keepaliveRequests ?? outer.keepaliveRequests,
     largeClientHeaderBuffers: inner.largeClientHeaderBuffers ?? outer.largeClientHeaderBuffers,
     access: inner.access ?? outer.access,
     realIp: {

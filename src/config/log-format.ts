@@ -13,6 +13,8 @@ export interface UpstreamTry {
   readonly connectTime: number | null
   readonly headerTime: number | null
   readonly responseTime: number | null
+  /** Seconds spent in the upstream's `queue` before this try (0 when it did not wait). */
+  readonly queueTime: number
 }
 
 /** What a finished request offers to an access log line. */
@@ -82,7 +84,7 @@ const perTry = (pick: (t: UpstreamTry) => string): LogGetter => (v) => (v.tries.
  *  never need escaping, so the hot path skips the check for them. */
 const plain = new Set(['status', 'body_bytes_sent', 'request_time', 'time_local', 'time_iso8601', 'msec',
   'upstream_addr', 'upstream_status', 'upstream_connect_time', 'upstream_header_time', 'upstream_response_time',
-  'remote_addr', 'remote_port', 'server_port', 'pid'])
+  'upstream_queue_time', 'remote_addr', 'remote_port', 'server_port', 'pid'])
 
 const logOnly: Record<string, LogGetter> = {
   status: (v) => String(v.status),
@@ -98,6 +100,8 @@ const logOnly: Record<string, LogGetter> = {
   upstream_connect_time: perTry((t) => seconds(t.connectTime)),
   upstream_header_time: perTry((t) => seconds(t.headerTime)),
   upstream_response_time: perTry((t) => seconds(t.responseTime)),
+  // NGINX Plus: only a request's first pick can wait in the queue; later tries show 0.000.
+  upstream_queue_time: perTry((t) => t.queueTime.toFixed(3)),
 }
 
 /** nginx's default escaping: `"`, `\` and bytes outside printable ASCII become `\xHH`

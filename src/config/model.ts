@@ -148,6 +148,12 @@ export interface UpstreamConfig {
   readonly keepalive: number | null
   /** `keepalive_timeout` in upstream; default 60s (nginx). */
   readonly keepaliveTimeout: Millis
+  /** `keepalive_requests N` in upstream, default 1000: a pooled connection carries at most
+   *  N requests, then closes. */
+  readonly keepaliveRequests: number
+  /** `keepalive_time T` in upstream, default 1h: a pooled connection is not given a new
+   *  request once it is older than T. */
+  readonly keepaliveTime: Millis
   /** The active health check (`health_check` in a location that proxies here), absent
    *  when none is written. One per upstream: locations sharing the upstream share it. */
   readonly healthCheck?: HealthCheckConfig
@@ -168,9 +174,9 @@ export interface RetryBudgetConfig {
 
 /** Requests that find no eligible peer on their first pick wait for one (per worker). */
 export interface QueueConfig {
-  /** At most this many requests wait; one more is answered 502 (NGINX Plus). */
+  /** At most this many requests wait; one more is answered 503 (NGINX Plus: 502). */
   readonly size: number
-  /** `timeout=`, default 60s: a request not given a peer by then is answered 502. */
+  /** `timeout=`, default 60s: a request not given a peer by then is answered 503. */
   readonly timeout: Millis
 }
 
@@ -335,6 +341,12 @@ export interface LocationSettings {
   readonly proxyHttpVersion: '1.0' | '1.1'
   /** `client_max_body_size` in bytes, default 1m; 0 = unlimited. */
   readonly clientMaxBodySize: number
+  /** `client_body_buffer_size` in bytes, default 16k: how much of a request body is read
+   *  ahead and kept for a retry (with proxy_request_buffering on). */
+  readonly clientBodyBufferSize: number
+  /** `proxy_request_buffering on|off`, default on: read the body (up to
+   *  client_body_buffer_size) before picking a server, so it can be resent. */
+  readonly proxyRequestBuffering: boolean
   /** `access_log PATH [FORMAT]`, or null for `off`; switchyard's default is off. */
   readonly accessLog: AccessLog | null
   /** Client-side limits, timeouts, access rules and real-ip (src/config/edge.ts). */
@@ -369,6 +381,9 @@ export interface EdgeSettings {
   readonly sendTimeout: Millis
   /** `keepalive_timeout T`, default 75s; 0 turns client keep-alive off. */
   readonly keepaliveTimeout: Millis
+  /** `keepalive_requests N`, default 1000: the Nth request on a client connection is
+   *  answered with `Connection: close`, and the connection closes after it. */
+  readonly keepaliveRequests: number
   /** `large_client_header_buffers N SIZE`, default 4 8k: a request line over SIZE → 414,
    *  a header line over SIZE → 400, all headers over N×SIZE → 431. */
   readonly largeClientHeaderBuffers: { readonly number: number; readonly size: number }

@@ -14,6 +14,8 @@ export interface Failure {
   readonly upstreamStatus?: number
   /** For logs: `connect() failed (ECONNREFUSED)`, `upstream timed out`… */
   readonly message: string
+  /** What was going on, for the log's `while …` (default `connecting to upstream`). */
+  readonly during?: string
 }
 
 interface ErrorLike {
@@ -29,6 +31,9 @@ export function classifyError(err: unknown): Failure {
   const code = e.code ?? ''
   if (code === 'UND_ERR_CONNECT_TIMEOUT') {
     return { type: 'timeout', status: 504, beforeSend: true, message: 'upstream timed out (connect)' }
+  }
+  if (code === 'SY_SEND_TIMEOUT') {
+    return { type: 'timeout', status: 504, beforeSend: false, message: 'upstream timed out (110: Connection timed out)', during: 'sending request to upstream' }
   }
   if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
     return { type: 'timeout', status: 504, beforeSend: false, message: 'upstream timed out while reading response header' }

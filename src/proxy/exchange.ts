@@ -8,6 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Outcome } from '../balancer/policy.js'
 import type { Logger } from '../log.js'
 import type { Peer } from '../upstream/peer.js'
+import type { PeerClient } from '../upstream/peer-pool.js'
 import type { RequestQueue } from '../upstream/queue.js'
 import { Selection, type Environment } from '../upstream/upstream.js'
 import {
@@ -21,6 +22,10 @@ import { responseHeaders } from './headers.js'
 import { BodyTooLargeError, RequestBody, type AttemptBody } from './request-body.js'
 import type { RequestVars } from './request-vars.js'
 import type { ProxyTarget } from './target.js'
+
+/** Resends after a reused connection turned out closed, per request. A resend goes out
+ *  on a new connection, which cannot be stale, so one is all a request normally needs. */
+const MAX_STALE_RESENDS = 2
 
 /** What an exchange needs from the running process. */
 export interface ProxyContext {
@@ -60,6 +65,10 @@ export class Exchange {
   private counted = false
   /** Holds a retry slot of the budget (made its first retry). */
   private retried = false
+  /** Times the request went out again after a reused connection was found closed. */
+  private staleResends = 0
+  /** Seconds the request waited in the upstream's queue, for the next attempt's log entry. */
+  private queueTime = 0
   /** Waiting in the upstream's queue: the way out. */
   private leaveQueue: (() => void) | null = null
   /** Response body bytes sent to the client (`$body_bytes_sent`). */
@@ -95,10 +104,33 @@ export class Exchange {
     this.vars.proxyHost = this.target.proxyHost
     this.headers = this.target.headers.build(this.req, this.vars, false)
     this.path = this.target.upstreamPath(this.vars)
-    if (this.hasBody) this.body = new RequestBody(this.req, limit)
+    const buffering = settings.proxyRequestBuffering
+    if (this.hasBody) {
+      this.body = new RequestBody(this.req, {
+        limit,
+        replayLimit: buffering ? settings.clientBodyBufferSize : 0,
+        sendTimeout: settings.proxySendTimeout,
+      })
+    }
     this.res.on('close', this.onClientClose)
     this.target.upstream.retryBudget.requestStarted()
     this.counted = true
+    // proxy_request_buffering on: the body (up to client_body_buffer_size) is read before
+    // a server is picked, so it can go to another server if the first one fails.
+    if (this.body !== null && buffering) {
+      void this.body.preload(settings.clientBodyBufferSize).then((err) => this.bodyRead(err))
+      return
+    }
+    this.next()
+  }
+
+  private bodyRead(err: Error | null): void {
+    if (this.over) return
+    if (err instanceof BodyTooLargeError) {
+      this.ctx.log.error(`client intended to send too large chunked body${this.where()}`)
+      return this.answer(413, true)
+    }
+    if (err !== null) return this.cut()
     this.next()
   }
 
@@ -122,40 +154,49 @@ export class Exchange {
     this.forward(peer)
   }
 
-  /** Wait in the upstream's queue for a peer; a full queue or the timeout → 502 (NGINX Plus). */
+  /** Wait in the upstream's queue for a peer; a full queue or the timeout → 503 (the
+   *  server is busy, not broken; NGINX Plus answers 502 here). */
   private enqueue(queue: RequestQueue): void {
     const stats = this.target.upstream.stats
+    const queuedAt = performance.now()
     const leave = queue.enqueue(this.selection, (peer) => {
       this.leaveQueue = null
+      this.queueTime = (performance.now() - queuedAt) / 1000
       this.forward(peer)
     }, () => {
       this.leaveQueue = null
       stats.queueTimeouts++
       this.ctx.log.error(`upstream queue timed out while connecting to upstream${this.where()}`)
-      this.giveUp()
+      this.answer(503, this.hasBody)
     })
     if (leave === null) {
       stats.queueOverflows++
       this.ctx.log.error(`upstream queue is full while connecting to upstream${this.where()}`)
-      return this.giveUp()
+      return this.answer(503, this.hasBody)
     }
     stats.queued++
     this.leaveQueue = leave
   }
 
-  private forward(peer: Peer): void {
+  /** Send the request to `peer`, through its pool, or on `client` (a connection of that
+   *  pool, for a resend that must go out on a new connection). */
+  private forward(peer: Peer, client?: PeerClient): void {
     const body = this.body === null ? null : this.body.reader()
     const attempt = new Attempt(this, peer, body, this.selection.now, this.tries !== null)
+    attempt.queueTime = this.queueTime
+    this.queueTime = 0
     this.attempt = attempt
     this.tries?.push(attempt)
     const read = this.target.settings.proxyReadTimeout
-    this.target.pools[peer.id]!.dispatch({
+    const dispatcher = client !== undefined && client.usable ? client : this.target.pools[peer.id]!
+    dispatcher.dispatch({
       path: this.path,
       method: this.req.method ?? 'GET',
       headers: this.headers,
       body,
       headersTimeout: read,
       bodyTimeout: read,
+      ...(this.target.closeAfterEach ? { reset: true } : {}),
     }, attempt)
   }
 
@@ -248,13 +289,42 @@ export class Exchange {
       this.release(attempt, false)
       return this.cut()
     }
-    const failure = classifyError(err)
+    const classified = classifyError(err)
+    // undici writes the request right after onConnect: without it nothing went out.
+    const failure = attempt.written ? classified : { ...classified, beforeSend: true }
+    if (attempt.staleConnection(failure)) return this.staleConnectionFailed(attempt, failure, err)
     attempt.peer.stats.failure(failure.type)
     this.attemptFailed(attempt, failure)
     if (this.triesLeft > 0 && this.mayMoveOn(failure) && this.withinBudget(attempt.peer)) {
       this.target.upstream.stats.retry(failure.type)
       return this.next()
     }
+    this.giveUp()
+  }
+
+  /** A connection reused from the pool was closed by the peer before any of the answer
+   *  came: the peer most likely closed it while it sat idle (its keep-alive timeout, a
+   *  restart), so the peer is not blamed (no max_fails, no try of
+   *  proxy_next_upstream_tries, no retry budget; nginx also keeps the try, but counts
+   *  the failure). The request goes out again on a new connection to the same peer when
+   *  it could go to another peer (an idempotent method, or `non_idempotent`, and a body
+   *  that can be sent again); otherwise 502. Whether the peer read the request before
+   *  closing cannot be known, so a POST is never sent twice by this path. */
+  private staleConnectionFailed(attempt: Attempt, failure: Failure, err: Error): void {
+    const code = (err as { code?: string }).code ?? err.message
+    attempt.status = failure.status
+    if (this.staleResends < MAX_STALE_RESENDS && this.mayMoveOn(failure)) {
+      this.staleResends++
+      // Released without telling the upstream: the peer keeps its slot for the resend.
+      attempt.released = true
+      if (attempt.timed) attempt.endedAt = performance.now()
+      this.ctx.log.warn(`upstream closed a kept-alive connection before answering (${code}), sending the request again on a new connection${this.where(attempt.peer)}`)
+      this.target.upstream.stats.retry('stale_connection')
+      return this.forward(attempt.peer, attempt.client ?? undefined)
+    }
+    this.failure = failure
+    this.ctx.log.error(`upstream closed a kept-alive connection before answering (${code}) while sending request to upstream, not sent again${this.where(attempt.peer)}`)
+    this.release(attempt, false)
     this.giveUp()
   }
 
@@ -295,7 +365,7 @@ export class Exchange {
     this.triesLeft--
     // nginx stops at the first failure of a one-server upstream (nothing else to try).
     if (!attempt.peer.countsFailures) this.triesLeft = 0
-    this.ctx.log.error(`${failure.message} while connecting to upstream${this.where(attempt.peer)}`)
+    this.ctx.log.error(`${failure.message} while ${failure.during ?? 'connecting to upstream'}${this.where(attempt.peer)}`)
     this.release(attempt, countsAsPeerFailure(failure), failure.message)
   }
 
@@ -408,6 +478,8 @@ export class Attempt implements Outcome {
   endedAt = -1
   /** The status the upstream answered, or the one switchyard answered for this try. */
   status = 0
+  /** Seconds the request waited in the queue before this try (`$upstream_queue_time`). */
+  queueTime = 0
   /** Record the timings `$upstream_*` need. */
   readonly timed: boolean
   /** The injected clock when the attempt was dispatched (nginx's `u->start_time`). */
@@ -416,6 +488,14 @@ export class Attempt implements Outcome {
   headerTime: number | undefined = undefined
   /** ms to the end of the attempt, set when it is released. */
   responseTime: number | undefined = undefined
+  /** The pool's client (connection) undici gave this attempt to. */
+  client: PeerClient | null = null
+  /** undici started writing the request (onConnect comes right before the first byte). */
+  written = false
+  /** Written on a connection that had already carried a response. */
+  reused = false
+  private socket: { readonly bytesRead: number } | undefined = undefined
+  private readAtWrite = -1
   private abortFn: ((reason?: Error) => void) | null = null
   private pendingAbort: Error | null = null
 
@@ -435,10 +515,28 @@ export class Attempt implements Outcome {
   /** This try as `$upstream_addr`, `$upstream_status` and the `$upstream_*_time`s see it. */
   try(): UpstreamTry {
     const since = (t: number): number | null => (t < 0 ? null : (t - this.startedAt) / 1000)
-    return { addr: this.peer.address, status: this.status || 502, connectTime: since(this.connectedAt), headerTime: since(this.headerAt), responseTime: since(this.endedAt) }
+    return { addr: this.peer.address, status: this.status || 502, connectTime: since(this.connectedAt), headerTime: since(this.headerAt), responseTime: since(this.endedAt), queueTime: this.queueTime }
+  }
+
+  /** undici's dispatch picked `client` for this attempt (PeerClient calls this). */
+  onClient(client: PeerClient): void {
+    this.client = client
+  }
+
+  /** Did this attempt fail on a pooled connection the peer had closed? A reused
+   *  connection, a connection error (not a timeout, not a bad header), and not one byte
+   *  read on it since the request was written. */
+  staleConnection(failure: Failure): boolean {
+    return this.reused && failure.type === 'error' && this.socket !== undefined && this.socket.bytesRead === this.readAtWrite
   }
 
   onConnect(abort: (reason?: Error) => void): void {
+    this.written = true
+    if (this.client !== null) {
+      this.reused = this.client.served > 0
+      this.socket = this.client.socket
+      this.readAtWrite = this.socket?.bytesRead ?? -1
+    }
     if (this.timed) this.connectedAt = performance.now()
     this.abortFn = abort
     if (this.pendingAbort !== null) abort(this.pendingAbort)
@@ -453,6 +551,7 @@ export class Attempt implements Outcome {
   }
 
   onComplete(): void {
+    if (this.client !== null) this.client.served++
     this.exchange.onResponseEnd(this)
   }
 

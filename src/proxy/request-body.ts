@@ -1,8 +1,16 @@
 // The client's request body, streamed to one attempt at a time. A reader takes from the
 // client only when undici pulls, so an attempt that fails while connecting has taken
-// nothing; bodies up to `replayLimit` bytes are also kept as they stream, so a retry
-// (a connect failure, or `non_idempotent`) can send them again. Larger bodies stream
-// without being held, and once part of one is gone it is never retried.
+// nothing. What is kept for a retry:
+// - proxy_request_buffering on (the default): up to client_body_buffer_size is read from
+//   the client before the first pick (all of a body that small), and kept; a body that
+//   fits is resent whole to any later attempt. The rest of a larger body streams with the
+//   first attempt that connects and is not kept: once part of it is gone the request is
+//   never retried (nginx would spool it to a temporary file instead).
+// - proxy_request_buffering off: nothing is read ahead or kept; once any byte of the
+//   body went to an attempt the request is never retried (nginx's rule for unbuffered
+//   bodies).
+// Each reader also enforces proxy_send_timeout: an upstream that takes none of the body
+// for that long fails the attempt.
 import { Readable } from 'node:stream'
 import type { IncomingMessage } from 'node:http'
 
@@ -12,8 +20,21 @@ export class BodyTooLargeError extends Error {
 
 const clientAborted = (message: string): Error => Object.assign(new Error(message), { code: 'SY_CLIENT_ABORTED' })
 
-/** Bytes kept for a retry, like nginx's client_body_buffer_size (16k on 64-bit). */
-export const REPLAY_LIMIT = 16 * 1024
+/** The upstream took none of the body within proxy_send_timeout. */
+const sendTimedOut = (): Error => Object.assign(new Error('upstream timed out (110: Connection timed out)'), { code: 'SY_SEND_TIMEOUT' })
+
+/** nginx's client_body_buffer_size default on 64-bit platforms. */
+export const DEFAULT_BUFFER_SIZE = 16 * 1024
+
+export interface BodyOptions {
+  /** client_max_body_size in bytes (0 = none): a chunked body that grows past it fails
+   *  with BodyTooLargeError. */
+  readonly limit: number
+  /** Bytes kept for a retry: client_body_buffer_size with buffering on, 0 with it off. */
+  readonly replayLimit: number
+  /** proxy_send_timeout in ms (0 = none). */
+  readonly sendTimeout: number
+}
 
 export class RequestBody {
   /** Bytes read from the client so far. */
@@ -21,24 +42,59 @@ export class RequestBody {
   /** True while every byte read so far is still held for a replay. */
   replayable = true
   readonly source: IncomingMessage
+  readonly sendTimeout: number
   private readonly limit: number
-  private readonly replayLimit: number
+  private replayLimit: number
   private readonly kept: Buffer[] = []
   private ended = false
   private current: AttemptBody | null = null
 
-  /** `limit` is client_max_body_size in bytes (0 = none): a chunked body that grows past
-   *  it fails with BodyTooLargeError. */
-  constructor(source: IncomingMessage, limit: number, replayLimit = REPLAY_LIMIT) {
+  constructor(source: IncomingMessage, options: BodyOptions) {
     this.source = source
-    this.limit = limit
-    this.replayLimit = replayLimit
+    this.limit = options.limit
+    this.replayLimit = options.replayLimit
+    this.sendTimeout = options.sendTimeout
     source.pause()
   }
 
   /** Can a new attempt still get the whole body? */
   get resendable(): boolean {
     return this.bytes === 0 || this.replayable
+  }
+
+  /** proxy_request_buffering on: read up to `size` bytes (the whole body when it is
+   *  smaller) before any attempt, and keep them. Resolves null, or the client's error. */
+  preload(size: number): Promise<Error | null> {
+    const src = this.source
+    return new Promise((resolve) => {
+      const done = (err: Error | null): void => {
+        src.off('data', onData)
+        src.off('end', onEnd)
+        src.off('error', onError)
+        src.off('aborted', onAborted)
+        src.pause()
+        // Everything read ahead stays kept, even a last chunk that went past `size`.
+        this.replayLimit = Math.max(this.replayLimit, this.bytes)
+        resolve(err)
+      }
+      const onData = (chunk: Buffer): void => {
+        this.bytes += chunk.length
+        if (this.limit !== 0 && this.bytes > this.limit) return done(new BodyTooLargeError('client intended to send too large body'))
+        this.kept.push(chunk)
+        if (this.bytes >= size) done(null)
+      }
+      const onEnd = (): void => {
+        this.ended = true
+        done(null)
+      }
+      const onError = (err: Error): void => done(clientAborted(`client request body: ${err.message}`))
+      const onAborted = (): void => done(clientAborted('client closed the request body'))
+      src.on('data', onData)
+      src.on('end', onEnd)
+      src.on('error', onError)
+      src.on('aborted', onAborted)
+      src.resume()
+    })
   }
 
   /** A fresh upload for the next attempt (the previous one is detached first). */
@@ -77,17 +133,24 @@ export class AttemptBody extends Readable {
   private readonly body: RequestBody
   private started = false
   private attached = false
+  /** Armed while undici has stopped taking the body (proxy_send_timeout). */
+  private stall: NodeJS.Timeout | null = null
 
   constructor(body: RequestBody) {
     super()
     this.body = body
+    // All of it consumed by undici: nothing left for the upstream to refuse.
+    this.once('end', () => this.unarm())
   }
 
   override _read(): void {
+    this.unarm()
     if (!this.started) {
       this.started = true
       const { chunks, ended } = this.body.replay()
-      for (const c of chunks) this.push(c)
+      let room = true
+      for (const c of chunks) room = this.push(c)
+      if (!room) this.arm()
       if (ended) {
         this.push(null)
         return
@@ -98,13 +161,32 @@ export class AttemptBody extends Readable {
       src.on('error', this.onError)
       src.on('aborted', this.onAborted)
       this.attached = true
+      if (!room) return
     }
     this.body.source.resume()
   }
 
   override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    this.unarm()
     this.detach()
     callback(err)
+  }
+
+  /** undici's writer pauses this stream while the socket will take no more (the kernel
+   *  buffers are full): from then on the upstream has proxy_send_timeout to take some. */
+  private arm(): void {
+    const ms = this.body.sendTimeout
+    if (ms === 0 || this.stall !== null) return
+    this.stall = setTimeout(() => {
+      this.stall = null
+      this.destroy(sendTimedOut())
+    }, ms)
+  }
+
+  private unarm(): void {
+    if (this.stall === null) return
+    clearTimeout(this.stall)
+    this.stall = null
   }
 
   private detach(): void {
@@ -124,7 +206,10 @@ export class AttemptBody extends Readable {
       this.destroy(err)
       return
     }
-    if (!this.push(chunk)) this.body.source.pause()
+    if (!this.push(chunk)) {
+      this.body.source.pause()
+      this.arm()
+    }
   }
 
   private readonly onEnd = (): void => {

@@ -20,6 +20,9 @@ export class ProxyTarget {
    *  and the Upgrade header passed on by proxy_set_header. */
   readonly canUpgrade: boolean
   readonly proxyHost: string
+  /** `keepalive_requests` 0 or 1 in the upstream: every upstream connection carries one
+   *  request. */
+  readonly closeAfterEach: boolean
   private readonly prefix: string
   private readonly uri: string | null
 
@@ -32,6 +35,7 @@ export class ProxyTarget {
     this.headers = new RequestHeaderPlan(settings.proxySetHeaders)
     this.canUpgrade = settings.proxyHttpVersion === '1.1' && this.headers.passesUpgrade
     this.proxyHost = pass.proxyHost
+    this.closeAfterEach = upstream.config.keepaliveRequests <= 1
     this.uri = pass.uri
     this.prefix = location !== null && (location.modifier === '' || location.modifier === '^~' || location.modifier === '=') ? location.path : ''
   }

@@ -113,6 +113,13 @@ export class Generation {
             // not reused just as the backend closes it.
             keepAliveTimeout: Math.min(4000, upstream.config.keepaliveTimeout),
             keepAliveMaxTimeout: upstream.config.keepaliveTimeout,
+            // keepalive_requests N: undici lets a connection carry maxRequestsPerClient + 1
+            // requests (the last says `Connection: close`); N ≤ 1 is a `reset` on every
+            // dispatch (ProxyTarget.closeAfterEach).
+            ...(upstream.config.keepaliveRequests > 1 ? { maxRequestsPerClient: upstream.config.keepaliveRequests - 1 } : {}),
+            // keepalive_time: a connection older than this gets no new request; the pool
+            // closes it when it would be picked (nginx checks when it would be cached).
+            clientTtl: upstream.config.keepaliveTime,
           }, upstream.config.keepalive)
           this.pools.push(pool)
           return pool

@@ -288,6 +288,14 @@ class Runtime implements Switchyard {
       return undefined
     }
     const found = this.generation.route(listener.key, vars)
+    // keepalive_requests: the Nth request is the connection's last (nginx decides it per
+    // location); requests pipelined behind it are never served. (Node's own
+    // maxRequestsPerSocket would answer those with 503 instead.) HTTP/2 streams are not
+    // counted; an Upgrade request's connection is handed over or closed anyway.
+    if (!isHttp2(req) && !(req as { upgrade?: boolean }).upgrade && requestsOn(req.socket) >= (found?.route.settings.edge ?? listener.edge).keepaliveRequests) {
+      answer().shouldKeepAlive = false
+      markClosing(req.socket)
+    }
     if (found === null) return null
     const { settings } = found.route
     const { edge } = settings

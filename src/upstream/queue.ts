@@ -1,8 +1,9 @@
 // NGINX Plus's `queue N [timeout=60s]`: a request that finds no eligible peer on its
 // first pick (all down or failed, or every one at max_conns) waits for one instead of
-// failing at once. More than N waiting, or no peer within the timeout → 502, as NGINX
-// Plus answers both. Waiters are served in arrival order whenever a peer is released or
-// comes back up, and on a short poll (a peer out for fail_timeout returns with no event).
+// failing at once. More than N waiting, or no peer within the timeout → 503 (NGINX Plus
+// answers 502; a full queue is overload, which 503 says and clients know to retry).
+// Waiters are served in arrival order whenever a peer is released or comes back up, and
+// on a short poll (a peer out for fail_timeout returns with no event).
 import type { QueueConfig } from '../config/model.js'
 import type { Peer } from './peer.js'
 import type { Selection } from './upstream.js'

@@ -80,7 +80,7 @@ export class UpstreamStats {
   failovers = 0
   /** Retries not made because the upstream's retry budget was spent (`retry_budget`). */
   retryBudgetExhausted = 0
-  /** Requests that waited in the `queue`; of those, answered 502 when it was full or
+  /** Requests that waited in the `queue`; of those, answered 503 when it was full or
    *  when no peer came within its timeout. */
   queued = 0
   queueOverflows = 0

@@ -16,7 +16,7 @@ export function upstreamConfig(servers: ServerSpec[], method = DEFAULT_POLICY, o
   return {
     name: 'test', source: { file: 'test.conf', line: 1 }, implicit: false,
     balancer: { method, options, source: null },
-    servers: servers.map(server), keepalive: null, keepaliveTimeout: 60_000,
+    servers: servers.map(server), keepalive: null, keepaliveTimeout: 60_000, keepaliveRequests: 1000, keepaliveTime: 3_600_000,
   }
 }
 

@@ -1,10 +1,12 @@
 // queue N [timeout=] (NGINX Plus): with the only server at max_conns=1 and a slow backend,
-// requests wait for the slot instead of failing; overflow and timeout answer 502 (NGINX
-// Plus's status for both); a waiting request whose client leaves gives its place up.
+// requests wait for the slot instead of failing; overflow and timeout answer 503 (NGINX
+// Plus answers 502 for both); a waiting request whose client leaves gives its place up.
 import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { freePort, send, upstreams, type TestUpstream } from '../helpers/net.js'
-import { startSwitchyard } from '../helpers/switchyard.js'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { startSwitchyard, tempDir } from '../helpers/switchyard.js'
 
 const cleanup: Array<() => Promise<void>> = []
 after(async () => {
@@ -59,26 +61,26 @@ test('queue 2: waiters are served in turn', async () => {
   assert.ok(performance.now() - started >= 550, 'served one at a time')
 })
 
-// One more than the queue holds: 502 at once for the overflow, the rest are served.
-test('queue 1: overflow answers 502 at once', async () => {
+// One more than the queue holds: 503 at once for the overflow, the rest are served.
+test('queue 1: overflow answers 503 at once', async () => {
   const { port } = await setup('queue 1 timeout=5s;', 300)
   const first = send(port, { timeout: 5000 })
   await pause(50)
   const second = send(port, { timeout: 5000 })
   await pause(50)
   const third = await send(port, { timeout: 5000 })
-  assert.equal(third.status, 502)
+  assert.equal(third.status, 503)
   assert.ok(third.ms < 200, `${third.ms} ms`)
   assert.deepEqual([(await first).status, (await second).status], [200, 200])
 })
 
-// No slot within timeout=200ms: 502 after about that long.
-test('queue timeout answers 502', async () => {
+// No slot within timeout=200ms: 503 after about that long.
+test('queue timeout answers 503', async () => {
   const { up, port } = await setup('queue 5 timeout=200ms;', 1000)
   const first = send(port, { timeout: 5000 })
   await pause(50)
   const second = await send(port, { timeout: 5000 })
-  assert.equal(second.status, 502)
+  assert.equal(second.status, 503)
   assert.ok(second.ms >= 180 && second.ms < 800, `${second.ms} ms`)
   assert.equal((await first).status, 200)
   assert.equal(up.seen.length, 1)
@@ -96,4 +98,42 @@ test('queue: a client gone while waiting leaves the queue', async () => {
   assert.equal(third.status, 200, 'queued in the abandoned place, then served')
   assert.equal((await first).status, 200)
   assert.equal(up.seen.length, 2)
+})
+
+// $upstream_queue_time: the request that waited for the slot logs about how long it
+// waited; the one served at once logs 0.000.
+test('queue: $upstream_queue_time logs the wait', async () => {
+  const [up] = (await upstreams(1)) as [TestUpstream]
+  up.handler = (_req, res) => void setTimeout(() => res.writeHead(200, { 'content-length': '2' }).end('ok'), 400)
+  const port = await freePort()
+  const dir = await tempDir()
+  const log = join(dir, 'access.log')
+  const { proc } = await startSwitchyard(`worker_processes 1;
+events {}
+http {
+  log_format q '$request_uri $status $upstream_queue_time';
+  upstream app {
+    server 127.0.0.1:${up.port} max_conns=1;
+    queue 2 timeout=5s;
+  }
+  server { listen 127.0.0.1:${port}; access_log ${log} q; location / { proxy_pass http://app; } }
+}
+`)
+  cleanup.push(async () => {
+    await proc.stop()
+    await up.close()
+  })
+  const first = send(port, { path: '/first', timeout: 5000 })
+  await pause(50)
+  const second = await send(port, { path: '/second', timeout: 5000 })
+  assert.equal((await first).status, 200)
+  assert.equal(second.status, 200)
+  let text = ''
+  for (let i = 0; i < 50 && text.split('\n').length < 3; i++) {
+    await pause(100)
+    text = await readFile(log, 'utf8').catch(() => '')
+  }
+  const wait = (uri: string): number => Number(new RegExp(`^${uri} 200 ([0-9.]+)$`, 'm').exec(text)?.[1] ?? NaN)
+  assert.equal(wait('/first'), 0, text)
+  assert.ok(wait('/second') >= 0.2 && wait('/second') < 3, text)
 })

@@ -94,11 +94,16 @@ test('defaults match model.ts', async () => {
   assert.equal(s.proxyNextUpstreamTimeout, 0)
   assert.equal(s.proxyHttpVersion, '1.0')
   assert.equal(s.clientMaxBodySize, 1024 * 1024)
+  assert.equal(s.clientBodyBufferSize, 16 * 1024)
+  assert.equal(s.proxyRequestBuffering, true)
+  assert.equal(s.edge.keepaliveRequests, 1000)
   assert.equal(s.accessLog, null)
   assert.deepEqual(s.proxySetHeaders, [])
   const upstream = config.http.upstreams.get('127.0.0.1:4000')!
   assert.equal(upstream.keepalive, null)
   assert.equal(upstream.keepaliveTimeout, 60_000)
+  assert.equal(upstream.keepaliveRequests, 1000)
+  assert.equal(upstream.keepaliveTime, 3_600_000)
   assert.deepEqual(upstream.balancer, { method: 'round_robin', options: null, source: null })
   const [peer] = upstream.servers
   assert.deepEqual(

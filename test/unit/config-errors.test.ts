@@ -106,6 +106,14 @@ const cases: Case[] = [
   { what: 'keepalive 0', text: U('server 127.0.0.1;\nkeepalive 0;'), error: 'invalid value "0" in "keepalive" directive in {file}:5', nginx: true },
   { what: 'keepalive twice', text: U('server 127.0.0.1;\nkeepalive 1;\nkeepalive 2;'), error: '"keepalive" directive is duplicate in {file}:6', nginx: true },
   { what: 'upstream keepalive_timeout invalid', text: U('server 127.0.0.1;\nkeepalive_timeout x;'), error: '"keepalive_timeout" directive invalid value in {file}:5', nginx: true },
+  { what: 'upstream keepalive_requests invalid', text: U('server 127.0.0.1;\nkeepalive_requests x;'), error: '"keepalive_requests" directive invalid number in {file}:5', nginx: true },
+  { what: 'upstream keepalive_time invalid', text: U('server 127.0.0.1;\nkeepalive_time 1x;'), error: '"keepalive_time" directive invalid value in {file}:5', nginx: true },
+  { what: 'upstream keepalive_requests twice', text: U('server 127.0.0.1;\nkeepalive_requests 1;\nkeepalive_requests 2;'), error: '"keepalive_requests" directive is duplicate in {file}:6', nginx: true },
+  { what: 'proxy_request_buffering maybe', text: L('proxy_request_buffering maybe;'), error: 'invalid value "maybe" in "proxy_request_buffering" directive, it must be "on" or "off" in {file}:6', nginx: true },
+  { what: 'client_body_buffer_size invalid', text: L('client_body_buffer_size 1x;'), error: '"client_body_buffer_size" directive invalid value in {file}:6', nginx: true },
+  { what: 'client_body_buffer_size twice', text: L('client_body_buffer_size 8k;\nclient_body_buffer_size 16k;'), error: '"client_body_buffer_size" directive is duplicate in {file}:7', nginx: true },
+  { what: 'client keepalive_requests invalid', text: L('keepalive_requests -1;'), error: '"keepalive_requests" directive invalid number in {file}:6', nginx: true },
+  { what: 'client keepalive_time (not yet)', text: L('keepalive_time 1h;'), error: '"keepalive_time" directive is not supported inside "location" by switchyard yet in {file}:6' },
   { what: 'upstream names are case-insensitive', text: H('upstream u { server 127.0.0.1; }\nupstream U { server 127.0.0.1; }'), error: 'duplicate upstream "U" in {file}:4', nginx: true },
 
   // listen and server_name.

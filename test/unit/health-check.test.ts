@@ -18,7 +18,7 @@ function upstream(n = 2): Upstream {
       name: `127.0.0.1:${4000 + i}`, host: '127.0.0.1', port: 4000 + i, weight: 1, maxFails: 1, failTimeout: 10_000,
       maxConns: 0, slowStart: 0, route: '', backup: false, down: false, source: src,
     })),
-    keepalive: null, keepaliveTimeout: 60_000,
+    keepalive: null, keepaliveTimeout: 60_000, keepaliveRequests: 1000, keepaliveTime: 3_600_000,
   }
   return new Upstream(config)
 }

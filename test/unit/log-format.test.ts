@@ -22,13 +22,13 @@ test('combined format', () => {
 
 // $upstream_* list every try, "-" when none; times in seconds with milliseconds.
 test('upstream variables list every try', () => {
-  const f = compileLogFormat('up', '$upstream_addr|$upstream_status|$upstream_connect_time|$upstream_response_time|$request_time')
+  const f = compileLogFormat('up', '$upstream_addr|$upstream_status|$upstream_connect_time|$upstream_response_time|$upstream_queue_time|$request_time')
   const tries = [
-    { addr: '127.0.0.1:4001', status: 502, connectTime: null, headerTime: null, responseTime: 0.001 },
-    { addr: '127.0.0.1:4000', status: 200, connectTime: 0.0004, headerTime: 0.002, responseTime: 0.0031 },
+    { addr: '127.0.0.1:4001', status: 502, connectTime: null, headerTime: null, responseTime: 0.001, queueTime: 0.25 },
+    { addr: '127.0.0.1:4000', status: 200, connectTime: 0.0004, headerTime: 0.002, responseTime: 0.0031, queueTime: 0 },
   ]
-  assert.equal(f.format(vars({ tries })), '127.0.0.1:4001, 127.0.0.1:4000|502, 200|-, 0.000|0.001, 0.003|0.012\n')
-  assert.equal(f.format(vars()), '-|-|-|-|0.012\n')
+  assert.equal(f.format(vars({ tries })), '127.0.0.1:4001, 127.0.0.1:4000|502, 200|-, 0.000|0.001, 0.003|0.250, 0.000|0.012\n')
+  assert.equal(f.format(vars()), '-|-|-|-|-|0.012\n')
 })
 
 // escape=default writes \xHH for quotes, backslashes, control and non-ASCII bytes; json as JSON.
