@@ -232,6 +232,12 @@ export class Exchange {
 
   onAttemptError(attempt: Attempt, err: Error): void {
     if (attempt !== this.attempt || attempt.released || this.over) return
+    // The client went away (its upload broke off): not the upstream's fault, whatever
+    // the upstream had answered so far.
+    if ((err as { code?: string }).code === 'SY_CLIENT_ABORTED') {
+      this.release(attempt, false)
+      return this.cut()
+    }
     if (attempt.responded) {
       // Bytes already went to the client: nothing can be retried, and a cut response
       // must stay visibly cut, so the client connection is closed, never padded.
@@ -243,10 +249,6 @@ export class Exchange {
       this.ctx.log.error(`client intended to send too large chunked body${this.where()}`)
       this.release(attempt, false)
       return this.answer(413, true)
-    }
-    if ((err as { code?: string }).code === 'SY_CLIENT_ABORTED') {
-      this.release(attempt, false)
-      return this.cut()
     }
     const failure = classifyError(err)
     attempt.peer.stats.failure(failure.type)
@@ -369,12 +371,14 @@ export class Exchange {
    *  (nginx's 499); the peer is not blamed. */
   private readonly onClientClose = (): void => {
     if (this.over) return
+    // Over before the abort: undici reports an abort synchronously through onError, which
+    // would otherwise end this exchange a second time (counted out twice, logged twice).
+    this.over = true
     const attempt = this.attempt
     if (attempt !== null) {
       attempt.abort(Object.assign(new Error('client closed connection'), { code: 'SY_CLIENT_ABORTED' }))
       this.release(attempt, false)
     }
-    this.over = true
     this.settle()
     // nginx's 499: the client closed the connection before the response was complete.
     this.logAccess(499)
