@@ -18,7 +18,7 @@ import { accessLine } from './access-log.js'
 import { upstreamFramingError } from './edge.js'
 import { sendErrorPage } from './error-page.js'
 import { responseHeaders } from './headers.js'
-import { BodyTooLargeError, RequestBody, type AttemptBody } from './request-body.js'
+import { BAD_BODY, BodyTooLargeError, RequestBody, type AttemptBody } from './request-body.js'
 import type { RequestVars } from './request-vars.js'
 import type { ProxyTarget } from './target.js'
 
@@ -95,7 +95,10 @@ export class Exchange {
     this.vars.proxyHost = this.target.proxyHost
     this.headers = this.target.headers.build(this.req, this.vars, false)
     this.path = this.target.upstreamPath(this.vars)
-    if (this.hasBody) this.body = new RequestBody(this.req, limit)
+    if (this.hasBody) {
+      this.body = new RequestBody(this.req, limit)
+      this.req.once(BAD_BODY, this.onBadBody)
+    }
     this.res.on('close', this.onClientClose)
     this.target.upstream.retryBudget.requestStarted()
     this.counted = true
@@ -357,6 +360,21 @@ export class Exchange {
     if (log === null) return
     const tries = this.tries!.map((a) => a.try())
     this.ctx.accessLog(log.path, accessLine(log, this.vars, status, this.bytesSent, (performance.now() - this.began) / 1000, tries))
+  }
+
+  /** The parser refused the rest of the body: answer `status` (or, once the upstream's
+   *  answer has begun, cut it), then stop the upstream request. The exchange is over
+   *  first, so the abort's synchronous error report finds nothing to do. */
+  private readonly onBadBody = (status: number): void => {
+    if (this.over) return
+    this.ctx.log.info(`client sent invalid request body${this.where()}`)
+    const attempt = this.attempt
+    if (attempt?.responded) this.cut()
+    else this.answer(status, true)
+    if (attempt !== null) {
+      attempt.abort(Object.assign(new Error('client sent invalid request body'), { code: 'SY_CLIENT_ABORTED' }))
+      this.release(attempt, false)
+    }
   }
 
   private readonly onDrain = (): void => {

@@ -17,6 +17,7 @@ import { startAdmin, type AdminBackend, type AdminOptions } from '../admin/serve
 import { accessLine, AccessLogs } from '../proxy/access-log.js'
 import { sendErrorPage } from '../proxy/error-page.js'
 import { Exchange, type ProxyContext } from '../proxy/exchange.js'
+import { BAD_BODY } from '../proxy/request-body.js'
 import { RequestVars } from '../proxy/request-vars.js'
 import { Tunnel } from '../proxy/upgrade.js'
 import { systemEnvironment, type Environment } from '../upstream/upstream.js'
@@ -251,7 +252,7 @@ class Runtime implements Switchyard {
     if (isClosing(socket)) return
     countRequest(socket)
     const h2 = isHttp2(req)
-    if (h2) countStream(socket, res)
+    countStream(socket, res)
     const invalid = h2 ? adaptHttp2Request(req) : checkRequest(req, listener.edge)
     if (invalid !== 0) return this.refuse(req, res, invalid, 'client sent invalid request')
     const gen = this.generation
@@ -411,13 +412,32 @@ class Runtime implements Switchyard {
     })
     server.on('request', (req, res) => this.handleRequest(listener, req, res))
     server.on('upgrade', (req, socket, head) => this.handleUpgrade(listener, req, socket, head))
+    // CONNECT: switchyard is no forward proxy. As nginx: 405 for an origin-form target, 400
+    // for anything else, after the requests before it are answered (without a listener
+    // Node drops the connection, and their responses with it).
+    server.on('connect', (req: IncomingMessage, socket: Duplex) => {
+      this.log.info(`client sent CONNECT method, client: ${req.socket.remoteAddress ?? ''}`)
+      const status = req.url?.charCodeAt(0) === 47 ? 405 : 400
+      markClosing(socket as Socket)
+      socket.pause()
+      afterOpenResponses(socket as Socket, () => socket.end(`HTTP/1.1 ${status} ${status === 405 ? 'Not Allowed' : 'Bad Request'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`))
+    })
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
       if (!socket.writable) return socket.destroy()
       // Bytes after an answer that closes (an unframeable body): that answer is the last
       // thing this connection gets; it closes once the answer is out.
       if (isClosing(socket as Socket)) return
       const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400
-      socket.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Time-out' : 'Bad Request'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`)
+      const answer = `HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Time-out' : 'Bad Request'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`
+      // A bad request pipelined behind requests still being answered is answered after
+      // them, as nginx reads it only then: answered at once, the client would take the
+      // error for the answer to its first request, and lose the responses in between.
+      markClosing(socket as Socket)
+      socket.pause()
+      // A bad body of a request already being proxied: its exchange answers it in turn.
+      const current = (socket as CountedSocket).parser?.incoming
+      if (current != null && !current.complete && current.listenerCount(BAD_BODY) > 0) return void current.emit(BAD_BODY, status)
+      afterOpenResponses(socket as Socket, () => socket.end(answer))
     })
     return new Promise((resolve, reject) => {
       server.once('error', (err: NodeJS.ErrnoException) => {
@@ -547,10 +567,16 @@ function watchPeers(gen: Generation, log: Logger): Generation {
 
 const kRequests = Symbol('switchyard.requests')
 const kStreams = Symbol('switchyard.streams')
-type CountedSocket = Socket & { [kRequests]?: number; [kStreams]?: { open: number }; _httpMessage?: unknown }
+interface Streams {
+  open: number
+  /** Runs once when the last open response is done. */
+  idle?: (() => void) | undefined
+}
+type CountedSocket = Socket & { [kRequests]?: number; [kStreams]?: Streams; _httpMessage?: unknown; parser?: { incoming?: IncomingMessage | null } | null }
 
-/** An HTTP/2 request is one stream of many on its connection: the connection is idle
- *  only when none is open. (`socket` is node:http2's proxy of the TLS socket; the counter
+/** Responses not yet done on a connection: HTTP/2 streams, or HTTP/1.1 requests answered
+ *  in order (pipelined ones wait behind the first). The connection is idle only when none
+ *  is open. (For HTTP/2, `socket` is node:http2's proxy of the TLS socket; the counter
  *  lands on the TLS socket itself.) */
 function countStream(socket: Socket, res: ServerResponse): void {
   const s = socket as CountedSocket
@@ -558,7 +584,24 @@ function countStream(socket: Socket, res: ServerResponse): void {
   if (streams === undefined) s[kStreams] = streams = { open: 0 }
   const counter = streams
   counter.open++
-  res.once('close', () => counter.open--)
+  res.once('close', () => {
+    if (--counter.open !== 0 || counter.idle === undefined) return
+    const idle = counter.idle
+    counter.idle = undefined
+    idle()
+  })
+}
+
+/** Run `then` once every request already read on this HTTP/1 connection is answered:
+ *  now if none is open. */
+function afterOpenResponses(socket: Socket, then: () => void): void {
+  const s = socket as CountedSocket
+  // A parse error in the body of a request still being read belongs to that request:
+  // its answer cannot wait for its own response.
+  const current = s.parser?.incoming
+  const streams = s[kStreams]
+  if (streams === undefined || streams.open === 0 || (current != null && !current.complete)) return then()
+  streams.idle = then
 }
 
 function countRequest(socket: Socket): void {

@@ -55,6 +55,26 @@ test('accepted: OWS around values, CHUNKED, chunk extensions, trailers, pipelini
   assert.doesNotMatch(backend.raw, /smuggled/)
 })
 
+// A bad request pipelined behind good ones is answered after them, in order: answered
+// first, the client would take the 400 for its first request's answer.
+test('a bad request pipelined behind good ones: 200, 200, then 400 and close', async () => {
+  backend.raw = ''
+  const got = await exchange(port, `GET /first HTTP/1.1\r\nHost: a\r\n\r\nGET /second HTTP/1.1\r\nHost: a\r\n\r\nGET /x HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n${SMUGGLED}`)
+  assert.deepEqual(statuses(got), [200, 200, 400], got)
+  const urls = [...got.matchAll(/"url":"([^"]+)"/g)].map((m) => m[1])
+  assert.deepEqual(urls, ['/first', '/second'])
+  assert.doesNotMatch(backend.raw, /smuggled/)
+})
+
+// The same when the bad bytes are in the body of a request already being proxied: its
+// exchange answers the 400 in its turn, the upstream request is stopped.
+test('a bad chunk size pipelined behind a good request: 200, then 400 and close', async () => {
+  backend.raw = ''
+  const got = await exchange(port, `GET /first HTTP/1.1\r\nHost: a\r\n\r\n${post('Transfer-Encoding: chunked\r\n', `5\r\nhello\r\nzz\r\n${SMUGGLED}`)}`)
+  assert.deepEqual(statuses(got), [200, 400], got)
+  assert.doesNotMatch(backend.raw, /smuggled/)
+})
+
 // Absolute-form targets are served as origin-form with the Host they carry (RFC 9112 §3.2.2).
 test('absolute-form target becomes origin-form', async () => {
   const before = backend.seen.length
