@@ -24,7 +24,8 @@ const options = {
   },
 }
 
-parentPort!.on('message', async ({ id, text, file }: { id: number; text: string; file: string }) => {
+// Outside a worker (`node --test dist/test/` also loads this file) it does nothing.
+parentPort?.on('message', async ({ id, text, file }: { id: number; text: string; file: string }) => {
   let out: LoadOutcome
   try {
     await parseConfigText(text, file, options)
