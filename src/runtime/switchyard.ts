@@ -411,6 +411,10 @@ class Runtime implements Switchyard {
       socket.once('close', () => this.sockets.delete(socket))
     })
     server.on('request', (req, res) => this.handleRequest(listener, req, res))
+    // An Expect other than 100-continue: nginx ignores it and serves the request. (Node
+    // would answer 417 itself, bypassing the request path, and so the in-order refusal of
+    // a bad body behind it.)
+    server.on('checkExpectation', (req, res) => this.handleRequest(listener, req, res))
     server.on('upgrade', (req, socket, head) => this.handleUpgrade(listener, req, socket, head))
     // CONNECT: switchyard is no forward proxy. As nginx: 405 for an origin-form target, 400
     // for anything else, after the requests before it are answered (without a listener

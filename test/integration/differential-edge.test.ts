@@ -31,6 +31,8 @@ const limits: Case[] = [
   { what: 'bad request behind a good one', bytes: `GET /a HTTP/1.1\r\nHost: a\r\n\r\nGET /x HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n${SMUGGLED}` },
   { what: 'bad chunk size behind a good request', bytes: `GET /a HTTP/1.1\r\nHost: a\r\n\r\n${post('Transfer-Encoding: chunked\r\n', `5\r\nhello\r\nzz\r\n${SMUGGLED}`)}` },
   { what: 'PRI in an HTTP/1.1 request', bytes: 'GET /a HTTP/1.1\r\nHost: a\r\n\r\nPRI /x HTTP/1.1\r\nHost: a\r\n\r\n' },
+  { what: 'an Expect other than 100-continue', bytes: 'GET /a HTTP/1.1\r\nHost: a\r\nExpect: keep-alive\r\n\r\n' },
+  { what: 'Expect: 100-continue', bytes: post('Expect: 100-continue\r\nContent-Length: 5\r\n', 'hello') },
   { what: 'HTTP/1.0 without Host', bytes: 'GET /a HTTP/1.0\r\n\r\n' },
   { what: 'absolute-form target', bytes: 'GET http://example.test/abs HTTP/1.1\r\nHost: other\r\nConnection: close\r\n\r\n' },
   { what: 'OWS around a Content-Length', bytes: post('Content-Length:  5 \r\nConnection: close\r\n', 'hello') },
