@@ -420,11 +420,15 @@ class Runtime implements Switchyard {
     // for anything else, after the requests before it are answered (without a listener
     // Node drops the connection, and their responses with it).
     server.on('connect', (req: IncomingMessage, socket: Duplex) => {
-      this.log.info(`client sent CONNECT method, client: ${req.socket.remoteAddress ?? ''}`)
+      // Node hands the socket over without its own error listener.
+      socket.on('error', () => socket.destroy())
+      // Behind an answer that closes: never answered, as any request there.
+      if (isClosing(socket as Socket)) return
       const status = req.url?.charCodeAt(0) === 47 ? 405 : 400
+      this.log.info(`client sent CONNECT method, client: ${req.socket.remoteAddress ?? ''}`)
       markClosing(socket as Socket)
       socket.pause()
-      afterOpenResponses(socket as Socket, () => socket.end(`HTTP/1.1 ${status} ${status === 405 ? 'Not Allowed' : 'Bad Request'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`))
+      afterOpenResponses(socket as Socket, () => endWith(socket, `HTTP/1.1 ${status} ${status === 405 ? 'Not Allowed' : 'Bad Request'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`))
     })
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
       if (!socket.writable) return socket.destroy()
@@ -441,7 +445,7 @@ class Runtime implements Switchyard {
       // A bad body of a request already being proxied: its exchange answers it in turn.
       const current = (socket as CountedSocket).parser?.incoming
       if (current != null && !current.complete && current.listenerCount(BAD_BODY) > 0) return void current.emit(BAD_BODY, status)
-      afterOpenResponses(socket as Socket, () => socket.end(answer))
+      afterOpenResponses(socket as Socket, () => endWith(socket, answer))
     })
     return new Promise((resolve, reject) => {
       server.once('error', (err: NodeJS.ErrnoException) => {
@@ -594,6 +598,12 @@ function countStream(socket: Socket, res: ServerResponse): void {
     counter.idle = undefined
     idle()
   })
+}
+
+/** The last bytes of a connection, unless it is already ending (a response before them
+ *  said `Connection: close`). */
+function endWith(socket: Duplex, bytes: string): void {
+  if (!socket.writableEnded && !socket.destroyed) socket.end(bytes)
 }
 
 /** Run `then` once every request already read on this HTTP/1 connection is answered:

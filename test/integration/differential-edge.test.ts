@@ -28,6 +28,8 @@ const limits: Case[] = [
   { what: 'body never finished (client_body_timeout)', bytes: post('Content-Length: 100\r\n', 'abc') },
   { what: 'CONNECT with an authority', bytes: 'CONNECT a.com:80 HTTP/1.1\r\nHost: a\r\n\r\n' },
   { what: 'CONNECT behind a good request', bytes: 'GET /a HTTP/1.1\r\nHost: a\r\n\r\nCONNECT /x HTTP/1.1\r\nHost: a\r\n\r\n' },
+  { what: 'CONNECT behind a request that closes', bytes: 'GET /a HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\nCONNECT /x HTTP/1.1\r\nHost: a\r\n\r\n' },
+  { what: 'bad request behind a request that closes', bytes: 'GET /a HTTP/1.0\r\nHost: a\r\n\r\nGET /x HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n' },
   { what: 'bad request behind a good one', bytes: `GET /a HTTP/1.1\r\nHost: a\r\n\r\nGET /x HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n${SMUGGLED}` },
   { what: 'bad chunk size behind a good request', bytes: `GET /a HTTP/1.1\r\nHost: a\r\n\r\n${post('Transfer-Encoding: chunked\r\n', `5\r\nhello\r\nzz\r\n${SMUGGLED}`)}` },
   { what: 'PRI in an HTTP/1.1 request', bytes: 'GET /a HTTP/1.1\r\nHost: a\r\n\r\nPRI /x HTTP/1.1\r\nHost: a\r\n\r\n' },
