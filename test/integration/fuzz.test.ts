@@ -417,6 +417,7 @@ http {
         const bytes = c.requests.map((t, j) => (t === null ? plain(`ok-${id}-${j}`) : render(t, id, `t-${id}-${j}`))).join('')
         const what = `case ${id} of seed ${seed}: ${JSON.stringify(bytes)} (halfClose ${c.halfClose})`
         const got = await play(port, bytes, c.halfClose)
+        assert.equal(sy.child.exitCode, null, `switchyard exited — ${what}\n${sy.stderr.slice(-3000)}`)
         assert.ok(got.closed || got.data.length > 0, `neither an answer nor a close in ${CONNECTION_BUDGET_MS} ms — ${what}`)
         let codes: number[]
         try {
@@ -431,7 +432,6 @@ http {
         const leading = fuzzedAt < 0 ? c.requests.length : fuzzedAt
         if (!c.halfClose) assert.deepEqual(codes.slice(0, leading), Array(leading).fill(200), `plain requests not answered first — ${what}`)
         for (const code of codes) statusCounts.set(code, (statusCounts.get(code) ?? 0) + 1)
-        assert.equal(sy.child.exitCode, null, `switchyard exited — ${what}\n${sy.stderr}`)
         played++
       }
     })
