@@ -19,7 +19,7 @@ import { accessLine } from './access-log.js'
 import { upstreamFramingError } from './edge.js'
 import { sendErrorPage } from './error-page.js'
 import { responseHeaders } from './headers.js'
-import { BodyTooLargeError, RequestBody, type AttemptBody } from './request-body.js'
+import { BAD_BODY, BodyTooLargeError, RequestBody, type AttemptBody } from './request-body.js'
 import type { RequestVars } from './request-vars.js'
 import type { ProxyTarget } from './target.js'
 
@@ -111,6 +111,7 @@ export class Exchange {
         replayLimit: buffering ? settings.clientBodyBufferSize : 0,
         sendTimeout: settings.proxySendTimeout,
       })
+      this.req.once(BAD_BODY, this.onBadBody)
     }
     this.res.on('close', this.onClientClose)
     this.target.upstream.retryBudget.requestStarted()
@@ -273,6 +274,12 @@ export class Exchange {
 
   onAttemptError(attempt: Attempt, err: Error): void {
     if (attempt !== this.attempt || attempt.released || this.over) return
+    // The client went away (its upload broke off): not the upstream's fault, whatever
+    // the upstream had answered so far.
+    if ((err as { code?: string }).code === 'SY_CLIENT_ABORTED') {
+      this.release(attempt, false)
+      return this.cut()
+    }
     if (attempt.responded) {
       // Bytes already went to the client: nothing can be retried, and a cut response
       // must stay visibly cut, so the client connection is closed, never padded.
@@ -284,10 +291,6 @@ export class Exchange {
       this.ctx.log.error(`client intended to send too large chunked body${this.where()}`)
       this.release(attempt, false)
       return this.answer(413, true)
-    }
-    if ((err as { code?: string }).code === 'SY_CLIENT_ABORTED') {
-      this.release(attempt, false)
-      return this.cut()
     }
     const classified = classifyError(err)
     // undici writes the request right after onConnect: without it nothing went out.
@@ -427,6 +430,21 @@ export class Exchange {
     this.ctx.accessLog(log.path, accessLine(log, this.vars, status, this.bytesSent, (performance.now() - this.began) / 1000, tries))
   }
 
+  /** The parser refused the rest of the body: answer `status` (or, once the upstream's
+   *  answer has begun, cut it), then stop the upstream request. The exchange is over
+   *  first, so the abort's synchronous error report finds nothing to do. */
+  private readonly onBadBody = (status: number): void => {
+    if (this.over) return
+    this.ctx.log.info(`client sent invalid request body${this.where()}`)
+    const attempt = this.attempt
+    if (attempt?.responded) this.cut()
+    else this.answer(status, true)
+    if (attempt !== null) {
+      attempt.abort(Object.assign(new Error('client sent invalid request body'), { code: 'SY_CLIENT_ABORTED' }))
+      this.release(attempt, false)
+    }
+  }
+
   private readonly onDrain = (): void => {
     if (this.sendTimer !== null) {
       clearTimeout(this.sendTimer)
@@ -439,12 +457,14 @@ export class Exchange {
    *  (nginx's 499); the peer is not blamed. */
   private readonly onClientClose = (): void => {
     if (this.over) return
+    // Over before the abort: undici reports an abort synchronously through onError, which
+    // would otherwise end this exchange a second time (counted out twice, logged twice).
+    this.over = true
     const attempt = this.attempt
     if (attempt !== null) {
       attempt.abort(Object.assign(new Error('client closed connection'), { code: 'SY_CLIENT_ABORTED' }))
       this.release(attempt, false)
     }
-    this.over = true
     this.settle()
     // nginx's 499: the client closed the connection before the response was complete.
     this.logAccess(499)

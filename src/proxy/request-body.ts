@@ -14,6 +14,11 @@
 import { Readable } from 'node:stream'
 import type { IncomingMessage } from 'node:http'
 
+/** Emitted (with the status to answer) on a request whose body the HTTP parser refused
+ *  (a bad chunk size, …) while the request was already being proxied: its exchange
+ *  answers it in its turn among pipelined responses, then the connection closes. */
+export const BAD_BODY = 'switchyard:bad-body'
+
 export class BodyTooLargeError extends Error {
   readonly code = 'SY_BODY_TOO_LARGE'
 }

@@ -18,6 +18,7 @@ import { AdminEndpoint } from '../admin/endpoint.js'
 import { accessLine, AccessLogs } from '../proxy/access-log.js'
 import { sendErrorPage } from '../proxy/error-page.js'
 import { Exchange, type ProxyContext } from '../proxy/exchange.js'
+import { BAD_BODY } from '../proxy/request-body.js'
 import { RequestVars } from '../proxy/request-vars.js'
 import { Tunnel } from '../proxy/upgrade.js'
 import { systemEnvironment, type Environment } from '../upstream/upstream.js'
@@ -261,8 +262,9 @@ class Runtime implements Switchyard {
     // is closed once that answer is out).
     if (isClosing(socket)) return
     countRequest(socket)
-    const h2 = isHttp2(req)
-    if (h2) countStream(socket, res)
+    // Every response is counted until done: HTTP/2 streams, and HTTP/1.1 responses that
+    // a refusal pipelined behind them waits for (afterOpenResponses).
+    countStream(socket, res)
     const vars = new RequestVars(req, { scheme: listener.kind === 'plain' ? 'http' : 'https', port: listener.port })
     const gen = this.generation
     const found = this.edgePhases(listener, req, () => res, vars)
@@ -555,14 +557,41 @@ class Runtime implements Switchyard {
       socket.once('close', () => this.sockets.delete(socket))
     })
     server.on('request', (req, res) => this.handleRequest(listener, req, res))
+    // An Expect other than 100-continue: nginx ignores it and serves the request. (Node
+    // would answer 417 itself, bypassing the request path, and so the in-order refusal of
+    // a bad body behind it.)
+    server.on('checkExpectation', (req, res) => this.handleRequest(listener, req, res))
     server.on('upgrade', (req, socket, head) => this.handleUpgrade(listener, req, socket, head))
+    // CONNECT: switchyard is no forward proxy. As nginx: 405 for an origin-form target, 400
+    // for anything else, after the requests before it are answered (without a listener
+    // Node drops the connection, and their responses with it).
+    server.on('connect', (req: IncomingMessage, socket: Duplex) => {
+      // Node hands the socket over without its own error listener.
+      socket.on('error', () => socket.destroy())
+      // Behind an answer that closes: never answered, as any request there.
+      if (isClosing(socket as Socket)) return
+      const status = req.url?.charCodeAt(0) === 47 ? 405 : 400
+      this.log.info(`client sent CONNECT method, client: ${req.socket.remoteAddress ?? ''}`)
+      markClosing(socket as Socket)
+      socket.pause()
+      afterOpenResponses(socket as Socket, () => endWith(socket, `HTTP/1.1 ${status} ${status === 405 ? 'Not Allowed' : 'Bad Request'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`))
+    })
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
       if (!socket.writable) return socket.destroy()
       // Bytes after an answer that closes (an unframeable body): that answer is the last
       // thing this connection gets; it closes once the answer is out.
       if (isClosing(socket as Socket)) return
       const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400
-      socket.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Time-out' : 'Bad Request'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`)
+      const answer = `HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Time-out' : 'Bad Request'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`
+      // A bad request pipelined behind requests still being answered is answered after
+      // them, as nginx reads it only then: answered at once, the client would take the
+      // error for the answer to its first request, and lose the responses in between.
+      markClosing(socket as Socket)
+      socket.pause()
+      // A bad body of a request already being proxied: its exchange answers it in turn.
+      const current = (socket as CountedSocket).parser?.incoming
+      if (current != null && !current.complete && current.listenerCount(BAD_BODY) > 0) return void current.emit(BAD_BODY, status)
+      afterOpenResponses(socket as Socket, () => endWith(socket, answer))
     })
     const bound: NetServer = front ?? server
     return new Promise((resolve, reject) => {
@@ -709,10 +738,16 @@ function watchPeers(gen: Generation, log: Logger): Generation {
 
 const kRequests = Symbol('switchyard.requests')
 const kStreams = Symbol('switchyard.streams')
-type CountedSocket = Socket & { [kRequests]?: number; [kStreams]?: { open: number }; _httpMessage?: unknown }
+interface Streams {
+  open: number
+  /** Runs once when the last open response is done. */
+  idle?: (() => void) | undefined
+}
+type CountedSocket = Socket & { [kRequests]?: number; [kStreams]?: Streams; _httpMessage?: unknown; parser?: { incoming?: IncomingMessage | null } | null }
 
-/** An HTTP/2 request is one stream of many on its connection: the connection is idle
- *  only when none is open. (`socket` is node:http2's proxy of the TLS socket; the counter
+/** Responses not yet done on a connection: HTTP/2 streams, or HTTP/1.1 requests answered
+ *  in order (pipelined ones wait behind the first). The connection is idle only when none
+ *  is open. (For HTTP/2, `socket` is node:http2's proxy of the TLS socket; the counter
  *  lands on the TLS socket itself.) */
 function countStream(socket: Socket, res: ServerResponse): void {
   const s = socket as CountedSocket
@@ -720,7 +755,30 @@ function countStream(socket: Socket, res: ServerResponse): void {
   if (streams === undefined) s[kStreams] = streams = { open: 0 }
   const counter = streams
   counter.open++
-  res.once('close', () => counter.open--)
+  res.once('close', () => {
+    if (--counter.open !== 0 || counter.idle === undefined) return
+    const idle = counter.idle
+    counter.idle = undefined
+    idle()
+  })
+}
+
+/** The last bytes of a connection, unless it is already ending (a response before them
+ *  said `Connection: close`). */
+function endWith(socket: Duplex, bytes: string): void {
+  if (!socket.writableEnded && !socket.destroyed) socket.end(bytes)
+}
+
+/** Run `then` once every request already read on this HTTP/1 connection is answered:
+ *  now if none is open. */
+function afterOpenResponses(socket: Socket, then: () => void): void {
+  const s = socket as CountedSocket
+  // A parse error in the body of a request still being read belongs to that request:
+  // its answer cannot wait for its own response.
+  const current = s.parser?.incoming
+  const streams = s[kStreams]
+  if (streams === undefined || streams.open === 0 || (current != null && !current.complete)) return then()
+  streams.idle = then
 }
 
 function countRequest(socket: Socket): void {
