@@ -117,10 +117,7 @@ export class Generation {
             // requests (the last says `Connection: close`); N ≤ 1 is a `reset` on every
             // dispatch (ProxyTarget.closeAfterEach).
             ...(upstream.config.keepaliveRequests > 1 ? { maxRequestsPerClient: upstream.config.keepaliveRequests - 1 } : {}),
-            // keepalive_time: a connection older than this gets no new request; the pool
-            // closes it when it would be picked (nginx checks when it would be cached).
-            clientTtl: upstream.config.keepaliveTime,
-          }, upstream.config.keepalive)
+          }, upstream.config.keepalive, upstream.config.keepaliveTime)
           this.pools.push(pool)
           return pool
         })

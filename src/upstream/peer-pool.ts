@@ -35,16 +35,26 @@ export interface ClientAware {
 export class PeerClient extends Client {
   /** Responses completed on the current connection; 0 right after connecting. */
   served = 0
+  /** keepalive_time in ms (0: none) and when the current connection was made. */
+  private readonly lifetime: number
+  private connectedAt = 0
 
-  constructor(origin: string | URL, options: Client.Options) {
+  constructor(origin: string | URL, options: Client.Options, lifetime = 0) {
     super(origin, options)
+    this.lifetime = lifetime
     this.on('connect', () => {
       this.served = 0
+      if (lifetime > 0) this.connectedAt = Date.now()
     })
   }
 
   override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
     ;(handler as ClientAware).onClient?.(this)
+    // keepalive_time: a connection older than this carries one more request, which says
+    // `Connection: close`, and then closes (nginx closes it after the request that finds
+    // it too old). Checked here, once per request, rather than with undici's `clientTtl`,
+    // which reads the clock for every client of the pool on every dispatch.
+    if (this.lifetime > 0 && this.served > 0 && Date.now() - this.connectedAt >= this.lifetime) options = { ...options, reset: true }
     return super.dispatch(options, handler)
   }
 
@@ -59,7 +69,7 @@ export class PeerClient extends Client {
   }
 }
 
-export function createPeerPool(origin: string, options: Pool.Options, keepalive: number | null): Pool {
+export function createPeerPool(origin: string, options: Pool.Options, keepalive: number | null, keepaliveTime = 0): Pool {
   const cap = keepalive !== null && idleCapSupported
   const clients = new Set<Client>()
   let scheduled = false
@@ -80,7 +90,7 @@ export function createPeerPool(origin: string, options: Pool.Options, keepalive:
   return new Pool(origin, {
     ...options,
     factory: (o, opts) => {
-      const client = new PeerClient(o, opts as Client.Options)
+      const client = new PeerClient(o, opts as Client.Options, keepaliveTime)
       if (!cap) return client
       clients.add(client)
       // A drained client may be idle now; count once per turn of the event loop, after
