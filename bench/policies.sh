@@ -123,8 +123,13 @@ config_for() {
   out="worker_processes ${workers:-1};
 events { worker_connections 8192; }
 http {
+  # As the peer harness tunes nginx: no keep-alive connection recycled after N requests.
+  keepalive_requests 10000000;
+  keepalive_timeout 300s;
   $http_extra
   upstream servers_list {
+    keepalive_requests 10000000;
+    keepalive_timeout 300s;
     $line"
   for i in "${!BACKEND_PORTS[@]}"; do
     out+="

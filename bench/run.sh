@@ -7,6 +7,6 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 harness=${PEERS_SH:-$root/../shared/bench/peers.sh}
 [ -x "$harness" ] || [ -f "$harness" ] || { echo "bench: $harness not found (set PEERS_SH)" >&2; exit 1; }
 [ -f "$root/dist/src/cli/main.js" ] || (cd "$root" && npx tsc -p .)
-export CANDIDATE="node $root/bin/switchyard.js -c {config}"
+export CANDIDATE="bash $root/bench/candidate.sh {config}"
 export CANDIDATE_NAME=switchyard
 exec bash "$harness" "$@"
