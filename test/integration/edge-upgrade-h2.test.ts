@@ -5,7 +5,6 @@
 // ENHANCE_YOUR_CALM).
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
 import { writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import { connect as connectHttp2, constants as h2 } from 'node:http2'
@@ -16,6 +15,7 @@ import { startSwitchyard, type Switchyard } from '../../src/runtime/switchyard.j
 import { NginxProcess } from '../helpers/nginx.js'
 import { freePorts, TestUpstream } from '../helpers/net.js'
 import { tempDir } from '../helpers/switchyard.js'
+import { selfSignedCert } from '../helpers/tls.js'
 
 let dir = ''
 let sy: Switchyard
@@ -62,8 +62,7 @@ http {
 
 before(async () => {
   dir = await tempDir('switchyard-edge-up-')
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=a.test', '-days', '1',
-    '-keyout', join(dir, 'a.key'), '-out', join(dir, 'a.crt')], { stdio: 'ignore' })
+  selfSignedCert(dir, 'a', 'a.test')
   backend = await new TestUpstream().listen()
   wsBackend = createServer((_req, res) => res.end('plain\n'))
   wsBackend.on('upgrade', (req, socket: Socket) => {

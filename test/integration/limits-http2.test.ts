@@ -2,12 +2,12 @@
 // per stream too); a refused stream ends alone and the session goes on.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
 import type { ServerResponse } from 'node:http'
 import { connect, type ClientHttp2Session } from 'node:http2'
 import { join } from 'node:path'
 import { freePort, TestUpstream } from '../helpers/net.js'
 import { startSwitchyard, tempDir } from '../helpers/switchyard.js'
+import { selfSignedCert } from '../helpers/tls.js'
 
 /** One GET on the session; resolves with the status once the stream has ended. */
 function get(session: ClientHttp2Session, path: string): Promise<number> {
@@ -24,8 +24,7 @@ function get(session: ClientHttp2Session, path: string): Promise<number> {
 
 test('HTTP/2: streams are limited one by one on a session that stays open', async () => {
   const dir = await tempDir('switchyard-limits-h2-')
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=a.test', '-days', '1',
-    '-keyout', join(dir, 'a.key'), '-out', join(dir, 'a.crt')], { stdio: 'ignore' })
+  selfSignedCert(dir, 'a', 'a.test')
   const backend = await new TestUpstream().listen()
   const held: ServerResponse[] = []
   backend.handler = (req, res) => (req.url?.includes('hold') ? held.push(res) : res.end('ok'))

@@ -5,7 +5,6 @@
 // same v1 header through Debian's nginx and switchyard (differential).
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
 import { readFile, writeFile } from 'node:fs/promises'
 import { connect as connectHttp2 } from 'node:http2'
 import { connect, type Socket } from 'node:net'
@@ -16,6 +15,7 @@ import { startSwitchyard, type Switchyard } from '../../src/runtime/switchyard.j
 import { NginxProcess } from '../helpers/nginx.js'
 import { freePorts, TestUpstream, upstreams } from '../helpers/net.js'
 import { tempDir } from '../helpers/switchyard.js'
+import { selfSignedCert } from '../helpers/tls.js'
 
 let dir = ''
 let backend: TestUpstream
@@ -67,8 +67,7 @@ http {
 
 before(async () => {
   dir = await tempDir('switchyard-pp-')
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=a.test', '-days', '1',
-    '-keyout', join(dir, 'a.key'), '-out', join(dir, 'a.crt')], { stdio: 'ignore' })
+  selfSignedCert(dir, 'a', 'a.test')
   backend = await new TestUpstream().listen()
   hashed = await upstreams(3)
   ;[trusted, untrusted, tlsPort, slow] = (await freePorts(4)) as [number, number, number, number]

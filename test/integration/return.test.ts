@@ -4,7 +4,6 @@
 // HTTP/2.
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
 import { writeFile } from 'node:fs/promises'
 import { connect as connectHttp2, constants as h2 } from 'node:http2'
 import { connect, type Socket } from 'node:net'
@@ -13,6 +12,7 @@ import { createLogger } from '../../src/log.js'
 import { startSwitchyard, type Switchyard } from '../../src/runtime/switchyard.js'
 import { freePorts, send, TestUpstream } from '../helpers/net.js'
 import { tempDir } from '../helpers/switchyard.js'
+import { selfSignedCert } from '../helpers/tls.js'
 
 let dir = ''
 let backend: TestUpstream
@@ -63,8 +63,7 @@ http {
 
 before(async () => {
   dir = await tempDir('switchyard-return-')
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=a.test', '-days', '1',
-    '-keyout', join(dir, 'a.key'), '-out', join(dir, 'a.crt')], { stdio: 'ignore' })
+  selfSignedCert(dir, 'a', 'a.test')
   backend = await new TestUpstream().listen()
   ;[port, redirectPort, tlsPort] = (await freePorts(3)) as [number, number, number]
   const file = join(dir, 'switchyard.conf')

@@ -16,6 +16,7 @@ import { createLogger } from '../../src/log.js'
 import { startSwitchyard, type Switchyard } from '../../src/runtime/switchyard.js'
 import { freePorts, TestUpstream } from '../helpers/net.js'
 import { SwitchyardProcess, tempDir } from '../helpers/switchyard.js'
+import { selfSignedCert } from '../helpers/tls.js'
 
 let dir = ''
 let backend: TestUpstream
@@ -24,10 +25,7 @@ let port = 0
 let plainPort = 0
 
 /** A self-signed certificate for `name` as NAME.crt / NAME.key in the temp dir. */
-function makeCert(name: string, cn = name): void {
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=${cn}`, '-days', '1',
-    '-keyout', join(dir, `${name}.key`), '-out', join(dir, `${name}.crt`)], { stdio: 'ignore' })
-}
+const makeCert = (name: string, cn = name): void => selfSignedCert(dir, name, cn)
 
 const config = (): string => `events {}
 http {
