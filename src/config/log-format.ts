@@ -36,6 +36,10 @@ export type Escape = 'default' | 'json' | 'none'
 export interface LogFormat {
   readonly name: string
   readonly escape: Escape
+  /** Whether a `$upstream_*` variable is used: only then does the request path keep its
+   *  tries and time them; likewise `$request_time` and the request's start. */
+  readonly usesTries: boolean
+  readonly usesRequestTime: boolean
   format(v: LogVariables): string
 }
 
@@ -126,7 +130,9 @@ const escapers: Record<Escape, (s: string) => string> = { default: escapeDefault
 /** Compile a log format. Throws `unknown "x" variable` for names nginx would not know. */
 export function compileLogFormat(name: string, text: string, escape: Escape = 'default'): LogFormat {
   const esc = escapers[escape]
-  const parts: Array<string | LogGetter> = splitVariables(text).map((part) => {
+  const split = splitVariables(text)
+  const used = new Set(split.flatMap((part) => (typeof part === 'string' ? [] : [part.variable])))
+  const parts: Array<string | LogGetter> = split.map((part) => {
     if (typeof part === 'string') return part
     const getter: LogGetter = logOnly[part.variable] ?? (variableGetter(part.variable) as LogGetter)
     // An empty value is logged as "-", as nginx does for variables that are not found.
@@ -141,6 +147,8 @@ export function compileLogFormat(name: string, text: string, escape: Escape = 'd
   return {
     name,
     escape,
+    usesTries: [...used].some((name) => name.startsWith('upstream_')),
+    usesRequestTime: used.has('request_time'),
     format(v) {
       let out = ''
       for (const part of parts) out += typeof part === 'string' ? part : part(v)

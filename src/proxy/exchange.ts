@@ -73,7 +73,8 @@ export class Exchange {
   private leaveQueue: (() => void) | null = null
   /** Response body bytes sent to the client (`$body_bytes_sent`). */
   private bytesSent = 0
-  /** With an access log: every attempt, for `$upstream_*`, and when the request began. */
+  /** With an access log that asks for them: every attempt, for `$upstream_*`, and when
+   *  the request began, for `$request_time`. */
   private readonly tries: Attempt[] | null
   private readonly began: number
 
@@ -89,9 +90,9 @@ export class Exchange {
     this.hasBody = cl > 0 || req.headers['transfer-encoding'] !== undefined
     const limit = target.settings.proxyNextUpstreamTries
     this.triesLeft = limit === 0 ? target.upstream.maxTries : Math.min(limit, target.upstream.maxTries)
-    const logging = target.settings.accessLog !== null
-    this.tries = logging ? [] : null
-    this.began = logging ? performance.now() : 0
+    const format = target.settings.accessLog?.format
+    this.tries = format?.usesTries === true ? [] : null
+    this.began = format?.usesRequestTime === true ? performance.now() : 0
   }
 
   start(): void {
@@ -426,8 +427,9 @@ export class Exchange {
   private logAccess(status: number): void {
     const log = this.target.settings.accessLog
     if (log === null) return
-    const tries = this.tries!.map((a) => a.try())
-    this.ctx.accessLog(log.path, accessLine(log, this.vars, status, this.bytesSent, (performance.now() - this.began) / 1000, tries))
+    const tries = this.tries === null ? [] : this.tries.map((a) => a.try())
+    const requestTime = log.format.usesRequestTime ? (performance.now() - this.began) / 1000 : 0
+    this.ctx.accessLog(log.path, accessLine(log, this.vars, status, this.bytesSent, requestTime, tries))
   }
 
   /** The parser refused the rest of the body: answer `status` (or, once the upstream's
