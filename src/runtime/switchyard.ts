@@ -384,6 +384,17 @@ class Runtime implements Switchyard {
     // Pipelined behind an answer that closes this connection: never served.
     if (isClosing(socket as Socket)) return void socket.destroy()
     countRequest(socket as Socket)
+    // Node hands the socket over as soon as it parses the Upgrade request; one pipelined
+    // behind requests still being answered waits for their answers, which anything
+    // written on the socket now would cut.
+    if (((socket as CountedSocket)[kStreams]?.open ?? 0) > 0) {
+      socket.pause()
+      return afterOpenResponses(socket as Socket, () => this.upgradeRequest(listener, req, socket, head))
+    }
+    this.upgradeRequest(listener, req, socket, head)
+  }
+
+  private upgradeRequest(listener: Listener, req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const gen = this.generation
     const vars = new RequestVars(req, { scheme: listener.kind === 'plain' ? 'http' : 'https', port: listener.port })
     // Node handed the socket over: anything switchyard answers itself goes on a response

@@ -75,6 +75,18 @@ test('a bad chunk size pipelined behind a good request: 200, then 400 and close'
   assert.doesNotMatch(backend.raw, /smuggled/)
 })
 
+// An Upgrade request pipelined behind requests still being answered waits for their
+// answers: Node hands its socket over as soon as it is parsed, and an answer written
+// then would cut the responses before it (found by the request fuzzer).
+test('a bad Upgrade request pipelined behind good ones: 200, 200, then 400 and close', async () => {
+  backend.raw = ''
+  const got = await exchange(port, `GET /first HTTP/1.1\r\nHost: a\r\n\r\nGET /second HTTP/1.1\r\nHost: a\r\n\r\nGET /up HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n${SMUGGLED}`)
+  assert.deepEqual(statuses(got), [200, 200, 400], got)
+  const urls = [...got.matchAll(/"url":"([^"]+)"/g)].map((m) => m[1])
+  assert.deepEqual(urls, ['/first', '/second'])
+  assert.doesNotMatch(backend.raw, /smuggled/)
+})
+
 // Absolute-form targets are served as origin-form with the Host they carry (RFC 9112 §3.2.2).
 test('absolute-form target becomes origin-form', async () => {
   const before = backend.seen.length
