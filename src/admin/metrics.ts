@@ -5,10 +5,13 @@
 import { Counter, Registry } from 'prom-client'
 import type { Upstream } from '../upstream/upstream.js'
 import { LATENCY_BUCKETS } from '../upstream/stats.js'
+import type { LimitStats } from '../limits/stats.js'
 
 /** What the metrics read from the running switchyard. */
 export interface MetricsSource {
   upstreams(): Iterable<Upstream>
+  /** limit_req / limit_conn outcomes by zone. */
+  limits(): LimitStats
   requestsInFlight(): number
   clientConnections(): number
   readonly now: () => number
@@ -110,13 +113,17 @@ export function createMetrics(source: MetricsSource, options: { reloads: boolean
     [...source.upstreams()].map((u) => ({ labels: { upstream: u.name }, value: u.stats.retryBudgetExhausted })))
   computed(registry, 'switchyard_upstream_queued_total', 'Requests that waited in the upstream queue for a server.', 'counter', () =>
     [...source.upstreams()].map((u) => ({ labels: { upstream: u.name }, value: u.stats.queued })))
-  computed(registry, 'switchyard_upstream_queue_rejected_total', 'Requests answered 502 by the upstream queue: full, or no server within its timeout.', 'counter', () =>
+  computed(registry, 'switchyard_upstream_queue_rejected_total', 'Requests answered 503 by the upstream queue: full, or no server within its timeout.', 'counter', () =>
     [...source.upstreams()].flatMap((u) => [
       { labels: { upstream: u.name, reason: 'full' }, value: u.stats.queueOverflows },
       { labels: { upstream: u.name, reason: 'timeout' }, value: u.stats.queueTimeouts },
     ]))
   computed(registry, 'switchyard_upstream_queue_waiting', 'Requests waiting in the upstream queue now.', 'gauge', () =>
     [...source.upstreams()].map((u) => ({ labels: { upstream: u.name }, value: u.queue?.length ?? 0 })))
+  const byZone = (counts: ReadonlyMap<string, ReadonlyMap<string, number>>): Sample[] =>
+    [...counts].flatMap(([zone, outcomes]) => [...outcomes].map(([outcome, n]) => ({ labels: { zone, outcome }, value: n })))
+  computed(registry, 'switchyard_limit_req_total', 'Requests limit_req decided on, by zone and outcome (passed, delayed, rejected, delayed_dry_run, rejected_dry_run; a request that passes several zones counts in each).', 'counter', () => byZone(source.limits().req))
+  computed(registry, 'switchyard_limit_conn_total', 'Requests limit_conn decided on, by zone and outcome (passed, rejected, rejected_dry_run).', 'counter', () => byZone(source.limits().conn))
   computed(registry, 'switchyard_requests_in_flight', 'Proxied requests (and tunnels) in progress.', 'gauge', () => [{ labels: {}, value: source.requestsInFlight() }])
   computed(registry, 'switchyard_client_connections', 'Open client connections on the traffic listeners.', 'gauge', () => [{ labels: {}, value: source.clientConnections() }])
 

@@ -8,6 +8,7 @@ import type { LimitLogLevel, LimitSettings, LogLevel } from '../config/model.js'
 import type { Template } from '../config/variables.js'
 import type { Logger } from '../log.js'
 import type { RequestVars } from '../proxy/request-vars.js'
+import type { LimitStats } from './stats.js'
 import type { ConnItem, ConnVerdict, LimitZones, ReqItem, ReqVerdict } from './zones.js'
 
 export type Admission =
@@ -28,12 +29,14 @@ export class LimitGate {
   private readonly limits: LimitSettings
   private readonly vars: RequestVars
   private readonly log: Logger
+  private readonly stats: LimitStats
   private gone = false
   private held: readonly ConnItem[] | null = null
   private wake: (() => void) | null = null
 
-  constructor(zones: LimitZones, limits: LimitSettings, vars: RequestVars, log: Logger, client: EventEmitter) {
+  constructor(zones: LimitZones, limits: LimitSettings, vars: RequestVars, log: Logger, stats: LimitStats, client: EventEmitter) {
     this.zones = zones
+    this.stats = stats
     this.limits = limits
     this.vars = vars
     this.log = log
@@ -55,7 +58,7 @@ export class LimitGate {
     if (req !== null) {
       const verdict = await this.zones.check(req, conn, this.limits.reqDryRun)
       connVerdict = verdict.conn
-      const status = await this.limitReq(verdict.req)
+      const status = await this.limitReq(verdict.req, req)
       if (status !== 0) return { pass: false, status }
     }
     if (conn.length !== 0) {
@@ -87,7 +90,7 @@ export class LimitGate {
 
   /** Act on limit_req's verdict (log, $limit_req_status, the delay): 0 to go on, else
    *  the status to answer with. */
-  private async limitReq(verdict: ReqVerdict): Promise<number> {
+  private async limitReq(verdict: ReqVerdict, items: readonly ReqItem[]): Promise<number> {
     const { reqDryRun: dry, reqLogLevel, reqStatus } = this.limits
     const dryRun = dry ? ', dry run' : ''
     switch (verdict.kind) {
@@ -95,15 +98,18 @@ export class LimitGate {
         return 0
       case 'passed':
         this.vars.limitReqStatus = 'PASSED'
+        for (const item of items) if (item.key !== '') this.stats.countReq(item.zone, 'passed')
         return 0
       case 'rejected':
         if (verdict.full) this.log.log('alert', `could not allocate node in limit_req zone "${verdict.zone}"`)
         else this.log.log(reqLogLevel, `limiting requests${dryRun}, excess: ${milli(verdict.excess)} by zone "${verdict.zone}"${this.where()}`)
         this.vars.limitReqStatus = dry ? 'REJECTED_DRY_RUN' : 'REJECTED'
+        this.stats.countReq(verdict.zone, dry ? 'rejected_dry_run' : 'rejected')
         return dry ? 0 : reqStatus
       case 'delayed':
         this.log.log(DELAY_LEVEL[reqLogLevel], `delaying request${dryRun}, excess: ${milli(verdict.excess)}, by zone "${verdict.zone}"${this.where()}`)
         this.vars.limitReqStatus = dry ? 'DELAYED_DRY_RUN' : 'DELAYED'
+        this.stats.countReq(verdict.zone, dry ? 'delayed_dry_run' : 'delayed')
         if (!dry) await this.sleep(verdict.ms)
         return 0
     }
@@ -116,6 +122,7 @@ export class LimitGate {
     this.vars.limitConnStatus = 'PASSED'
     const verdict = taken ?? (await this.zones.acquireConn(items))
     if (verdict.ok) {
+      for (const item of items) this.stats.countConn(item.zone, 'passed')
       // The client may have gone while the answer was on its way.
       if (this.gone) this.zones.releaseConn(items)
       else this.held = items
@@ -123,6 +130,7 @@ export class LimitGate {
     }
     if (!verdict.full) this.log.log(connLogLevel, `limiting connections${dry ? ', dry run,' : ''} by zone "${verdict.zone}"${this.where()}`)
     this.vars.limitConnStatus = dry ? 'REJECTED_DRY_RUN' : 'REJECTED'
+    this.stats.countConn(verdict.zone, dry ? 'rejected_dry_run' : 'rejected')
     return dry ? 0 : connStatus
   }
 

@@ -33,6 +33,7 @@ import { acceptProxied, adoptTlsSocket } from '../proxy/proxy-protocol.js'
 import { plainAddress } from '../proxy/request-vars.js'
 import { applyListenerEdge, CHECK_INTERVAL, listenerEdges } from './listener-edge.js'
 import { LimitGate, limitsSomething } from '../limits/preaccess.js'
+import { LimitStats } from '../limits/stats.js'
 import { LocalZones, ZoneSet, type LimitZones } from '../limits/zones.js'
 
 export interface SwitchyardOptions {
@@ -147,6 +148,8 @@ class Runtime implements Switchyard {
 
   private readonly role: 'single' | 'worker'
   private readonly limitZones: LimitZones
+  /** What the limits decided, per zone, for the metrics. */
+  private readonly limitStats = new LimitStats()
 
   constructor(file: string, log: Logger, env: Environment, generation: Generation, ownLogger: boolean, role: 'single' | 'worker', processMetrics: boolean, limitZones: LimitZones) {
     this.role = role
@@ -158,6 +161,7 @@ class Runtime implements Switchyard {
     this.ownLogger = ownLogger
     this.metrics = createMetrics({
       upstreams: () => this.generation.upstreams.values(),
+      limits: () => this.limitStats,
       requestsInFlight: () => this.inFlight,
       clientConnections: () => this.sockets.size,
       now: env.now,
@@ -318,7 +322,7 @@ class Runtime implements Switchyard {
   private limitThenServe(gen: Generation, route: Route, req: IncomingMessage, res: ServerResponse, vars: RequestVars): void {
     gen.enter()
     this.inFlight++
-    const gate = new LimitGate(this.limitZones, route.settings.limits, vars, this.log, res)
+    const gate = new LimitGate(this.limitZones, route.settings.limits, vars, this.log, this.limitStats, res)
     gate.admit().then((admission) => {
       if (admission === null) this.logAccess(route, vars, 499, 0)
       else if (!admission.pass) this.answer(route, req, res, vars, admission.status)
@@ -419,7 +423,7 @@ class Runtime implements Switchyard {
   private limitThenUpgrade(gen: Generation, route: Route, req: IncomingMessage, socket: Duplex, head: Buffer, vars: RequestVars, answer: () => ServerResponse): void {
     gen.enter()
     this.inFlight++
-    const gate = new LimitGate(this.limitZones, route.settings.limits, vars, this.log, socket)
+    const gate = new LimitGate(this.limitZones, route.settings.limits, vars, this.log, this.limitStats, socket)
     gate.admit().then((admission) => {
       if (admission === null) return this.logAccess(route, vars, 499, 0)
       if (admission.pass) return this.upgrade(gen, route, req, socket, head, vars, answer)

@@ -348,6 +348,7 @@ test('workers share limit_req and limit_conn state', async () => {
   await new Promise<void>((r) => sharedBackend!.listen(0, '127.0.0.1', r))
   const b = (sharedBackend.address() as { port: number }).port
   const p = await freePort()
+  const admin = await freePort()
   const log = join(await tempDir('switchyard-limits-'), 'access.log')
   const { proc } = await startSwitchyard(`worker_processes 2;
 events {}
@@ -362,7 +363,7 @@ http {
     location /conn { limit_conn conns 1; proxy_pass http://127.0.0.1:${b}; }
   }
 }
-`)
+`, ['--admin', `127.0.0.1:${admin}`])
   try {
     await proc.waitFor('2 workers')
     // Fresh connections until both workers have answered some (bounded by count and time).
@@ -377,6 +378,10 @@ http {
     await until(async () => (await pids()).size >= 2, 3000, 'both workers in the access log')
     assert.equal(codes.filter((c) => c === 200).length, 1, `exactly one of ${codes.length} requests across both workers passed`)
     assert.equal(codes.filter((c) => c === 503).length, codes.length - 1)
+    // The metrics add up every worker's decisions.
+    const metrics = (await send(admin, { path: '/metrics' })).body.toString()
+    assert.match(metrics, /switchyard_limit_req_total\{zone="one",outcome="passed"\} 1\n/)
+    assert.match(metrics, new RegExp(`switchyard_limit_req_total\\{zone="one",outcome="rejected"\\} ${codes.length - 1}\\n`))
 
     // limit_conn 1: one request held on some worker; every other one, on either worker, is refused.
     const first = send(p, { path: '/conn/hold', localAddress: '127.0.0.21', timeout: 15_000 })
@@ -386,6 +391,10 @@ http {
     for (const res of held.splice(0)) res.end('done')
     assert.equal((await first).status, 200)
     await until(async () => (await send(p, { path: '/conn/quick', localAddress: '127.0.0.21' })).status === 200, 5000, 'the slot given back')
+    const after = (await send(admin, { path: '/metrics' })).body.toString()
+    // The 16 refused above, and any poll of the wait for the slot that came too early.
+    const refused = Number(/switchyard_limit_conn_total\{zone="conns",outcome="rejected"\} (\d+)\n/.exec(after)?.[1])
+    assert.ok(refused >= 16 && refused < 16 + 250, `limit_conn rejected ${refused}`)
   } finally {
     await proc.stop()
   }
