@@ -9,7 +9,7 @@ import { MAX_ROUTE_LENGTH } from '../balancer/policies/sticky.js'
 import { DEFAULT_POLICY, policyDefinition, type PolicyDefinition, type ServerParam } from '../balancer/registry.js'
 import { resolveDirective } from './directives.js'
 import { DEFAULT_EDGE, EDGE_DIRECTIVES, edgeSetting, mergeEdge, type EdgeDraft } from './edge.js'
-import { ConfigError } from './errors.js'
+import { ConfigError, onOff } from './errors.js'
 import { checkSslAddresses, completeTls, TLS_DIRECTIVES, tlsSetting, type TlsDraft } from './tls.js'
 import { DEFAULT_LIMITS, defineLimitZone, LIMIT_DIRECTIVES, limitSetting, mergeLimits, type LimitDraft } from './limits.js'
 import { completeHealthCheck, parseHealthCheck, parseMatch, sameHealthCheck, type HealthCheckDraft } from './health-check.js'
@@ -688,8 +688,7 @@ class Builder {
         return
       }
       case 'proxy_request_buffering':
-        if (arg !== 'on' && arg !== 'off') fail(`invalid value "${arg}" in "proxy_request_buffering" directive, it must be "on" or "off"`, stmt)
-        draft.proxyRequestBuffering = arg === 'on'
+        draft.proxyRequestBuffering = onOff(stmt)
         return
     }
   }

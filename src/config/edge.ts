@@ -1,7 +1,7 @@
 // The client-facing directives (limits, timeouts, allow/deny, real-ip) read into
 // EdgeSettings. build.ts hands every such statement to `edgeSetting` and merges levels
 // with `mergeEdge`; the defaults are nginx's.
-import { ConfigError } from './errors.js'
+import { ConfigError, onOff } from './errors.js'
 import { parseCidr, type Cidr } from './cidr.js'
 import type { AccessRule, EdgeSettings } from './model.js'
 import type { Statement } from './parser.js'
@@ -108,8 +108,7 @@ export function edgeSetting(stmt: Statement, draft: EdgeDraft, seen: Set<string>
       draft.realIpHeader = arg === 'proxy_protocol' ? arg : arg.toLowerCase()
       return
     case 'real_ip_recursive':
-      if (arg !== 'on' && arg !== 'off') fail(`invalid value "${arg}" in "real_ip_recursive" directive, it must be "on" or "off"`, stmt)
-      draft.realIpRecursive = arg === 'on'
+      draft.realIpRecursive = onOff(stmt)
       return
   }
 }

@@ -54,3 +54,11 @@ export function systemErrorSuffix(err: unknown): string {
   if (code) return ` (${code})`
   return err instanceof Error ? ` (${err.message})` : ''
 }
+
+/** nginx's flag directives (ngx_conf_set_flag_slot): `on` is true, `off` false, anything
+ *  else its `invalid value "x" in "name" directive, it must be "on" or "off"`. */
+export function onOff(stmt: { readonly name: string; readonly args: readonly string[]; readonly source: ErrorLocation }): boolean {
+  const arg = stmt.args[0]
+  if (arg === 'on' || arg === 'off') return arg === 'on'
+  throw new ConfigError(`invalid value "${arg}" in "${stmt.name}" directive, it must be "on" or "off"`, stmt.source)
+}

@@ -4,7 +4,7 @@
 // location). build.ts hands the statements here and merges levels with `mergeLimits`;
 // the wording of every error is nginx's (ngx_http_limit_req_module.c,
 // ngx_http_limit_conn_module.c, ngx_shared_memory_add).
-import { ConfigError } from './errors.js'
+import { ConfigError, onOff } from './errors.js'
 import type { LimitConnRule, LimitConnZoneConfig, LimitLogLevel, LimitReqRule, LimitReqZoneConfig, LimitSettings, LimitZoneConfig, SourceRef } from './model.js'
 import type { Statement } from './parser.js'
 import { parseNumber, parseSize } from './units.js'
@@ -150,9 +150,8 @@ export function limitSetting(stmt: Statement, draft: LimitDraft, seen: Set<strin
     }
     case 'limit_req_dry_run':
     case 'limit_conn_dry_run': {
-      if (arg !== 'on' && arg !== 'off') fail(`invalid value "${arg}" in "${stmt.name}" directive, it must be "on" or "off"`, stmt)
-      if (stmt.name === 'limit_req_dry_run') draft.reqDryRun = arg === 'on'
-      else draft.connDryRun = arg === 'on'
+      if (stmt.name === 'limit_req_dry_run') draft.reqDryRun = onOff(stmt)
+      else draft.connDryRun = onOff(stmt)
       return
     }
   }

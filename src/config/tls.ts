@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises'
 import { resolve as resolvePath } from 'node:path'
 import { createSecureContext } from 'node:tls'
-import { ConfigError } from './errors.js'
+import { ConfigError, onOff } from './errors.js'
 import type { ServerTls, SourceRef, TlsFile, VirtualServer } from './model.js'
 import type { Statement } from './parser.js'
 import { parseTime } from './units.js'
@@ -72,8 +72,7 @@ export function tlsSetting(stmt: Statement, draft: TlsDraft, seen: Set<string>, 
       return
     }
     case 'http2':
-      if (arg !== 'on' && arg !== 'off') fail(`invalid value "${arg}" in "http2" directive, it must be "on" or "off"`, stmt)
-      draft.http2 = arg === 'on'
+      draft.http2 = onOff(stmt)
       return
   }
 }
