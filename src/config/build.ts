@@ -9,7 +9,7 @@ import { MAX_ROUTE_LENGTH } from '../balancer/policies/sticky.js'
 import { DEFAULT_POLICY, policyDefinition, type PolicyDefinition, type ServerParam } from '../balancer/registry.js'
 import { resolveDirective } from './directives.js'
 import { DEFAULT_EDGE, EDGE_DIRECTIVES, edgeSetting, mergeEdge, type EdgeDraft } from './edge.js'
-import { ConfigError, onOff } from './errors.js'
+import { ConfigError, once, onOff } from './errors.js'
 import { checkSslAddresses, completeTls, TLS_DIRECTIVES, tlsSetting, type TlsDraft } from './tls.js'
 import { DEFAULT_LIMITS, defineLimitZone, LIMIT_DIRECTIVES, limitSetting, mergeLimits, type LimitDraft } from './limits.js'
 import { completeHealthCheck, parseHealthCheck, parseMatch, sameHealthCheck, type HealthCheckDraft } from './health-check.js'
@@ -103,12 +103,6 @@ async function lookupAll(host: string): Promise<readonly string[]> {
 
 const fail = (reason: string, stmt: Statement | SourceRef): never => {
   throw new ConfigError(reason, 'source' in stmt ? stmt.source : stmt)
-}
-
-/** Throws nginx's `"x" directive is duplicate` the second time a name is seen at a level. */
-function once(stmt: Statement, seen: Set<string>): void {
-  if (seen.has(stmt.name)) fail(`"${stmt.name}" directive is duplicate`, stmt)
-  seen.add(stmt.name)
 }
 
 const notSupported = (what: string, stmt: Statement): never => fail(`${what} is not supported by switchyard yet`, stmt)

@@ -1,7 +1,7 @@
 // The client-facing directives (limits, timeouts, allow/deny, real-ip) read into
 // EdgeSettings. build.ts hands every such statement to `edgeSetting` and merges levels
 // with `mergeEdge`; the defaults are nginx's.
-import { ConfigError, onOff } from './errors.js'
+import { ConfigError, once, onOff } from './errors.js'
 import { parseCidr, type Cidr } from './cidr.js'
 import type { AccessRule, EdgeSettings } from './model.js'
 import type { Statement } from './parser.js'
@@ -52,10 +52,6 @@ function time(stmt: Statement): number {
  *  single-value ones. */
 export function edgeSetting(stmt: Statement, draft: EdgeDraft, seen: Set<string>): void {
   const [arg] = stmt.args as [string]
-  const single = (): void => {
-    if (seen.has(stmt.name)) fail(`"${stmt.name}" directive is duplicate`, stmt)
-    seen.add(stmt.name)
-  }
   switch (stmt.name) {
     case 'allow':
     case 'deny': {
@@ -73,7 +69,7 @@ export function edgeSetting(stmt: Statement, draft: EdgeDraft, seen: Set<string>
       return
     }
   }
-  single()
+  once(stmt, seen)
   switch (stmt.name) {
     case 'client_header_timeout':
       draft.clientHeaderTimeout = time(stmt)

@@ -62,3 +62,9 @@ export function onOff(stmt: { readonly name: string; readonly args: readonly str
   if (arg === 'on' || arg === 'off') return arg === 'on'
   throw new ConfigError(`invalid value "${arg}" in "${stmt.name}" directive, it must be "on" or "off"`, stmt.source)
 }
+
+/** Throws nginx's `"x" directive is duplicate` the second time a name is seen at a level. */
+export function once(stmt: { readonly name: string; readonly source: ErrorLocation }, seen: Set<string>): void {
+  if (seen.has(stmt.name)) throw new ConfigError(`"${stmt.name}" directive is duplicate`, stmt.source)
+  seen.add(stmt.name)
+}

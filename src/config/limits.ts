@@ -4,7 +4,7 @@
 // location). build.ts hands the statements here and merges levels with `mergeLimits`;
 // the wording of every error is nginx's (ngx_http_limit_req_module.c,
 // ngx_http_limit_conn_module.c, ngx_shared_memory_add).
-import { ConfigError, onOff } from './errors.js'
+import { ConfigError, once, onOff } from './errors.js'
 import type { LimitConnRule, LimitConnZoneConfig, LimitLogLevel, LimitReqRule, LimitReqZoneConfig, LimitSettings, LimitZoneConfig, SourceRef } from './model.js'
 import type { Statement } from './parser.js'
 import { parseNumber, parseSize } from './units.js'
@@ -129,8 +129,7 @@ export function limitSetting(stmt: Statement, draft: LimitDraft, seen: Set<strin
       return
     }
   }
-  if (seen.has(stmt.name)) fail(`"${stmt.name}" directive is duplicate`, stmt)
-  seen.add(stmt.name)
+  once(stmt, seen)
   switch (stmt.name) {
     case 'limit_req_status':
     case 'limit_conn_status': {

@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises'
 import { resolve as resolvePath } from 'node:path'
 import { createSecureContext } from 'node:tls'
-import { ConfigError, onOff } from './errors.js'
+import { ConfigError, once, onOff } from './errors.js'
 import type { ServerTls, SourceRef, TlsFile, VirtualServer } from './model.js'
 import type { Statement } from './parser.js'
 import { parseTime } from './units.js'
@@ -42,8 +42,7 @@ const fail = (reason: string, stmt: { source: SourceRef }): never => {
 /** Read one TLS directive into `draft`. Relative paths are taken from the config's
  *  directory (nginx takes them from its prefix, which is that directory in practice). */
 export function tlsSetting(stmt: Statement, draft: TlsDraft, seen: Set<string>, dir: string): void {
-  if (seen.has(stmt.name)) fail(`"${stmt.name}" directive is duplicate`, stmt)
-  seen.add(stmt.name)
+  once(stmt, seen)
   const [arg] = stmt.args as [string]
   switch (stmt.name) {
     case 'ssl_certificate':
