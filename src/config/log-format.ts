@@ -40,6 +40,8 @@ export interface LogFormat {
    *  tries and time them; likewise `$request_time` and the request's start. */
   readonly usesTries: boolean
   readonly usesRequestTime: boolean
+  /** The line, newline included, as a string of bytes (one char per byte: write it as
+   *  latin1). */
   format(v: LogVariables): string
 }
 
@@ -81,20 +83,19 @@ export function timeIso8601(d: Date): string {
 
 const seconds = (s: number | null): string => (s === null ? '-' : s.toFixed(3))
 
-/** `$upstream_*`: one entry per try, joined by ", " like nginx; "-" when no try was made. */
-const perTry = (pick: (t: UpstreamTry) => string): LogGetter => (v) => (v.tries.length === 0 ? '-' : v.tries.map(pick).join(', '))
+/** `$upstream_*`: one entry per try, joined by ", " like nginx; none when no try was made. */
+const perTry = (pick: (t: UpstreamTry) => string): LogGetter => (v) => (v.tries.length === 0 ? '' : v.tries.map(pick).join(', '))
 
 /** Variables whose values are digits, dots, addresses and fixed punctuation only: they
  *  never need escaping, so the hot path skips the check for them. */
 const plain = new Set(['status', 'body_bytes_sent', 'request_time', 'time_local', 'time_iso8601', 'msec',
-  'upstream_addr', 'upstream_status', 'upstream_connect_time', 'upstream_header_time', 'upstream_response_time',
+  'upstream_status', 'upstream_connect_time', 'upstream_header_time', 'upstream_response_time',
   'upstream_queue_time', 'remote_addr', 'remote_port', 'server_port', 'pid'])
 
 const logOnly: Record<string, LogGetter> = {
   status: (v) => String(v.status),
   body_bytes_sent: (v) => String(v.bodyBytesSent),
   request_time: (v) => v.requestTime.toFixed(3),
-  request: (v) => `${v.req.method} ${v.req.url} HTTP/${v.req.httpVersion}`,
   time_local: ((cached) => (v: LogVariables) => cached(v.ended))(perSecond(timeLocal)),
   time_iso8601: ((cached) => (v: LogVariables) => cached(v.ended))(perSecond(timeIso8601)),
   msec: (v) => (v.ended / 1000).toFixed(3),
@@ -108,40 +109,89 @@ const logOnly: Record<string, LogGetter> = {
   upstream_queue_time: perTry((t) => t.queueTime.toFixed(3)),
 }
 
-/** nginx's default escaping: `"`, `\` and bytes outside printable ASCII become `\xHH`
- *  (non-ASCII characters byte by byte, as UTF-8). */
-export function escapeDefault(value: string): string {
+// A line is a string of bytes, one char per byte, written to the file as latin1. Node's
+// HTTP parser hands over the request line and headers that way (each char is a byte the
+// client sent), and nginx logs those bytes, so a client's UTF-8 stays UTF-8 and a stray
+// 0xE9 stays one byte. Text from the config (the format's own text, a server name, an
+// upstream address) was read as UTF-8, so it is turned back into its UTF-8 bytes.
+
+/** Text read from the config as its UTF-8 bytes, one char per byte. */
+export function utf8Bytes(s: string): string {
   // eslint-disable-next-line no-control-regex
-  if (!/["\\\x00-\x1f\x7f-\uffff]/.test(value)) return value
+  return /^[\x00-\x7f]*$/.test(s) ? s : Buffer.from(s, 'utf8').toString('latin1')
+}
+
+// eslint-disable-next-line no-control-regex
+const wide = /[^\x00-\xff]/
+
+/** A request value as a string of bytes: unchanged when every char is a byte already (a
+ *  char above 0xff can only come from a value computed from the config). */
+function bytes(s: string): string {
+  return wide.test(s) ? Buffer.from(s, 'utf8').toString('latin1') : s
+}
+
+/** Variables whose values come from the config, not the request. */
+const fromConfig = new Set(['server_name', 'proxy_host', 'hostname', 'upstream_addr'])
+
+const hex = '0123456789ABCDEF'
+
+/** Escape each byte of `s` (a string of bytes) for which `needs` holds. */
+function escapeBytes(s: string, needs: (b: number) => boolean, escape: (b: number) => string): string {
   let out = ''
-  for (const byte of Buffer.from(value, 'utf8')) {
-    out += byte === 0x22 || byte === 0x5c || byte < 0x20 || byte >= 0x7f ? `\\x${byte.toString(16).toUpperCase().padStart(2, '0')}` : String.fromCharCode(byte)
+  let from = 0
+  for (let i = 0; i < s.length; i++) {
+    const b = s.charCodeAt(i)
+    if (!needs(b)) continue
+    out += s.slice(from, i) + escape(b)
+    from = i + 1
   }
-  return out
+  return from === 0 ? s : out + s.slice(from)
 }
 
-/** JSON string escaping, for `escape=json` (the value goes between quotes the format writes). */
+// eslint-disable-next-line no-control-regex
+const needsDefault = /["\\\x00-\x1f\x7f-\uffff]/
+
+/** nginx's default escaping: `"`, `\`, control bytes and bytes from 0x7f up become `\xHH`. */
+export function escapeDefault(value: string): string {
+  if (!needsDefault.test(value)) return value
+  return escapeBytes(bytes(value), (b) => b === 0x22 || b === 0x5c || b < 0x20 || b >= 0x7f, (b) => `\\x${hex[b >> 4]}${hex[b & 15]}`)
+}
+
+// eslint-disable-next-line no-control-regex
+const needsJson = /["\\\x00-\x1f\u0100-\uffff]/
+const jsonShort: Record<number, string> = { 0x08: '\\b', 0x09: '\\t', 0x0a: '\\n', 0x0c: '\\f', 0x0d: '\\r' }
+
+/** escape=json as nginx does it: `\"`, `\\`, `\n`-style or `\u00XX` for control bytes;
+ *  every other byte as it is (a client's UTF-8 stays UTF-8 inside the JSON string). */
 export function escapeJson(value: string): string {
-  return JSON.stringify(value).slice(1, -1)
+  if (!needsJson.test(value)) return value
+  return escapeBytes(bytes(value), (b) => b === 0x22 || b === 0x5c || b < 0x20, (b) => {
+    if (b >= 0x20) return `\\${String.fromCharCode(b)}`
+    return jsonShort[b] ?? `\\u00${hex[b >> 4]}${hex[b & 15]}`
+  })
 }
 
-const escapers: Record<Escape, (s: string) => string> = { default: escapeDefault, json: escapeJson, none: (s) => s }
+const escapers: Record<Escape, (s: string) => string> = { default: escapeDefault, json: escapeJson, none: bytes }
 
 /** Compile a log format. Throws `unknown "x" variable` for names nginx would not know. */
 export function compileLogFormat(name: string, text: string, escape: Escape = 'default'): LogFormat {
   const esc = escapers[escape]
+  // An empty value is logged as "-", as nginx does for variables that are not found;
+  // with escape=json or none as nothing, as nginx does too (a JSON string stays a string).
+  const none = escape === 'default' ? '-' : ''
   const split = splitVariables(text)
   const used = new Set(split.flatMap((part) => (typeof part === 'string' ? [] : [part.variable])))
   const parts: Array<string | LogGetter> = split.map((part) => {
-    if (typeof part === 'string') return part
-    const getter: LogGetter = logOnly[part.variable] ?? (variableGetter(part.variable) as LogGetter)
-    // An empty value is logged as "-", as nginx does for variables that are not found.
-    if (plain.has(part.variable) || escape === 'none') {
-      return (v: LogVariables) => getter(v) || '-'
-    }
+    if (typeof part === 'string') return utf8Bytes(part)
+    // The method and version are tokens the HTTP parser has checked: only the target can
+    // need escaping.
+    if (part.variable === 'request') return (v: LogVariables) => `${v.req.method} ${esc(v.req.url ?? '/')} HTTP/${v.req.httpVersion}`
+    const value: LogGetter = logOnly[part.variable] ?? (variableGetter(part.variable) as LogGetter)
+    const getter: LogGetter = fromConfig.has(part.variable) ? (v) => utf8Bytes(value(v)) : value
+    if (plain.has(part.variable)) return (v: LogVariables) => getter(v) || none
     return (v: LogVariables) => {
       const value = getter(v)
-      return value === '' ? '-' : esc(value)
+      return value === '' ? none : esc(value)
     }
   })
   return {

@@ -16,13 +16,18 @@ export function accessLine(log: AccessLog, vars: RequestVars, status: number, bo
  *  the request path (nginx's `buffer=`/`flush=` defaults are 64k and on exit). */
 const BUFFER_BYTES = 64 * 1024
 const FLUSH_MS = 200
+/** Bytes of lines joined before they are copied into the buffer. */
+const COPY_BYTES = 4096
 
 class BufferedFile {
   private readonly stream: WriteStream
-  /** Lines are copied in as bytes at once, so the strings die young (a list of pending
-   *  strings would outlive garbage collections and be promoted, costing more GC). */
+  /** The bytes of lines logged since the last write to the file. Lines are held as
+   *  strings only briefly (`lines`): kept until the write, they would outlive garbage
+   *  collections and be promoted, costing more GC. */
   private buffer = Buffer.allocUnsafe(BUFFER_BYTES)
   private used = 0
+  /** Lines not yet copied into `buffer`. */
+  private lines = ''
   private timer: NodeJS.Timeout | null = null
 
   constructor(path: string) {
@@ -30,27 +35,44 @@ class BufferedFile {
     this.stream.on('error', (err) => process.stderr.write(`switchyard: access log ${path}: ${err.message}\n`))
   }
 
+  /** `line` is a string of bytes (see config/log-format.ts), so its length is its size. */
   write(line: string): void {
-    // Worst case 3 bytes per UTF-16 unit; a line that could not fit even alone is written as it is.
-    if (this.used + line.length * 3 > BUFFER_BYTES) {
-      this.flush()
-      if (line.length * 3 > BUFFER_BYTES) {
-        this.stream.write(line)
-        return
-      }
-    }
-    this.used += this.buffer.write(line, this.used)
+    // Lines are joined into a short string first and copied into the buffer some at a
+    // time: one copy per line cost more than the join. They are copied before they can
+    // outlive a young-generation collection.
+    this.lines += line
+    if (this.lines.length >= COPY_BYTES) this.copy()
     if (this.timer === null) {
       this.timer = setTimeout(() => this.flush(), FLUSH_MS)
       this.timer.unref()
     }
   }
 
+  private copy(): void {
+    const lines = this.lines
+    this.lines = ''
+    if (this.used + lines.length > BUFFER_BYTES) {
+      this.handOff()
+      // More than the whole buffer goes out on its own.
+      if (lines.length > BUFFER_BYTES) {
+        this.stream.write(Buffer.from(lines, 'latin1'))
+        return
+      }
+    }
+    this.used += this.buffer.write(lines, this.used, 'latin1')
+  }
+
+  /** Write what has been logged so far (the timer, a reopen, the end). */
   flush(): void {
     if (this.timer !== null) clearTimeout(this.timer)
     this.timer = null
+    this.copy()
+    this.handOff()
+  }
+
+  /** The stream keeps the filled buffer until it is written; the next lines go to a new one. */
+  private handOff(): void {
     if (this.used === 0) return
-    // The stream keeps the filled buffer until it is written; the next lines go to a new one.
     this.stream.write(this.buffer.subarray(0, this.used))
     this.buffer = Buffer.allocUnsafe(BUFFER_BYTES)
     this.used = 0

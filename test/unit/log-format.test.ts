@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { IncomingMessage } from 'node:http'
-import { COMBINED, compileLogFormat, escapeDefault, timeIso8601, timeLocal, type LogVariables } from '../../src/config/log-format.js'
+import { COMBINED, compileLogFormat, escapeDefault, escapeJson, timeIso8601, timeLocal, type LogVariables } from '../../src/config/log-format.js'
 import { RequestVars } from '../../src/proxy/request-vars.js'
 
 function vars(extra: Partial<LogVariables> = {}, headers: Record<string, string> = {}): LogVariables {
@@ -31,14 +31,32 @@ test('upstream variables list every try', () => {
   assert.equal(f.format(vars()), '-|-|-|-|-|0.012\n')
 })
 
-// escape=default writes \xHH for quotes, backslashes, control and non-ASCII bytes; json as JSON.
+// Values are strings of bytes (Node's parser reads the request as latin1, one char per
+// byte): escape=default writes \xHH for quotes, backslashes, control bytes and bytes from
+// 0x7f up; escape=json escapes as nginx's ngx_escape_json and leaves other bytes as sent.
 test('escaping modes', () => {
   assert.equal(escapeDefault('a"b\\c\n'), 'a\\x22b\\x5Cc\\x0A')
-  assert.equal(escapeDefault('é'), '\\xC3\\xA9')
+  // UTF-8 "é" as it arrives from a client: two bytes, two escapes; a lone 0xE9 is one.
+  assert.equal(escapeDefault('\xC3\xA9'), '\\xC3\\xA9')
+  assert.equal(escapeDefault('\xE9\x7F'), '\\xE9\\x7F')
+  // A char above 0xff can only come from the config's text: its UTF-8 bytes are escaped.
+  assert.equal(escapeDefault('\u20AC'), '\\xE2\\x82\\xAC')
   const json = compileLogFormat('j', '{"ua":"$http_user_agent"}', 'json')
-  assert.equal(json.format(vars({}, { 'user-agent': 'a"b\\é' })), '{"ua":"a\\"b\\\\é"}\n')
+  assert.equal(json.format(vars({}, { 'user-agent': 'a"b\\\xC3\xA9' })), '{"ua":"a\\"b\\\\\xC3\xA9"}\n')
+  assert.equal(json.format(vars({}, { 'user-agent': '\t\x01\x1F\x7F' })), '{"ua":"\\t\\u0001\\u001F\x7F"}\n')
+  assert.equal(escapeJson('\b\f\n\r'), '\\b\\f\\n\\r')
   const none = compileLogFormat('n', '$http_user_agent', 'none')
-  assert.equal(none.format(vars({}, { 'user-agent': 'a"b' })), 'a"b\n')
+  assert.equal(none.format(vars({}, { 'user-agent': 'a"b\xE9' })), 'a"b\xE9\n')
+  // The format's own text is written as its UTF-8 bytes.
+  assert.equal(compileLogFormat('u', 'état $status').format(vars()), '\xC3\xA9tat 200\n')
+})
+
+// $request escapes the target only; the method and version are tokens.
+test('$request', () => {
+  const f = compileLogFormat('r', '$request')
+  const v = vars()
+  Object.assign(v.req, { url: '/a"b\xFF' })
+  assert.equal(f.format(v), 'GET /a\\x22b\\xFF HTTP/1.1\n')
 })
 
 // Times: $time_iso8601 and $msec.
