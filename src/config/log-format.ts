@@ -181,28 +181,43 @@ export function compileLogFormat(name: string, text: string, escape: Escape = 'd
   const none = escape === 'default' ? '-' : ''
   const split = splitVariables(text)
   const used = new Set(split.flatMap((part) => (typeof part === 'string' ? [] : [part.variable])))
-  const parts: Array<string | LogGetter> = split.map((part) => {
-    if (typeof part === 'string') return utf8Bytes(part)
+  const values = (variable: string): LogGetter => {
     // The method and version are tokens the HTTP parser has checked: only the target can
     // need escaping.
-    if (part.variable === 'request') return (v: LogVariables) => `${v.req.method} ${esc(v.req.url ?? '/')} HTTP/${v.req.httpVersion}`
-    const value: LogGetter = logOnly[part.variable] ?? (variableGetter(part.variable) as LogGetter)
-    const getter: LogGetter = fromConfig.has(part.variable) ? (v) => utf8Bytes(value(v)) : value
-    if (plain.has(part.variable)) return (v: LogVariables) => getter(v) || none
-    return (v: LogVariables) => {
+    if (variable === 'request') return (v) => `${v.req.method} ${esc(v.req.url ?? '/')} HTTP/${v.req.httpVersion}`
+    const value: LogGetter = logOnly[variable] ?? (variableGetter(variable) as LogGetter)
+    const getter: LogGetter = fromConfig.has(variable) ? (v) => utf8Bytes(value(v)) : value
+    if (plain.has(variable)) return (v) => getter(v) || none
+    return (v) => {
       const value = getter(v)
       return value === '' ? none : esc(value)
     }
-  })
+  }
+  // The line is `head`, then each variable's value followed by the text after it.
+  let head = ''
+  const getters: LogGetter[] = []
+  const tails: string[] = []
+  for (const part of split) {
+    if (typeof part === 'string') {
+      if (getters.length === 0) head += utf8Bytes(part)
+      else tails[tails.length - 1] += utf8Bytes(part)
+    } else {
+      getters.push(values(part.variable))
+      tails.push('')
+    }
+  }
+  if (tails.length === 0) head += '\n'
+  else tails[tails.length - 1] += '\n'
+  const n = getters.length
   return {
     name,
     escape,
     usesTries: [...used].some((name) => name.startsWith('upstream_')),
     usesRequestTime: used.has('request_time'),
     format(v) {
-      let out = ''
-      for (const part of parts) out += typeof part === 'string' ? part : part(v)
-      return out + '\n'
+      let out = head
+      for (let i = 0; i < n; i++) out += getters[i]!(v) + tails[i]!
+      return out
     },
   }
 }

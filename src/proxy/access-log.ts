@@ -24,10 +24,12 @@ class BufferedFile {
   /** The bytes of lines logged since the last write to the file. Lines are held as
    *  strings only briefly (`lines`): kept until the write, they would outlive garbage
    *  collections and be promoted, costing more GC. */
-  private buffer = Buffer.allocUnsafe(BUFFER_BYTES)
+  private buffer: Buffer = Buffer.allocUnsafe(BUFFER_BYTES)
   private used = 0
   /** Lines not yet copied into `buffer`. */
   private lines = ''
+  /** Buffers the file has been written from, free again. */
+  private readonly spare: Buffer[] = []
   private timer: NodeJS.Timeout | null = null
 
   constructor(path: string) {
@@ -70,11 +72,16 @@ class BufferedFile {
     this.handOff()
   }
 
-  /** The stream keeps the filled buffer until it is written; the next lines go to a new one. */
+  /** The stream keeps the filled buffer until it is written; the next lines go to another,
+   *  a written one when there is one (a new 64 KiB buffer per write cost more than the
+   *  write). */
   private handOff(): void {
     if (this.used === 0) return
-    this.stream.write(this.buffer.subarray(0, this.used))
-    this.buffer = Buffer.allocUnsafe(BUFFER_BYTES)
+    const full = this.buffer
+    this.stream.write(full.subarray(0, this.used), () => {
+      if (this.spare.length < 2) this.spare.push(full)
+    })
+    this.buffer = this.spare.pop() ?? Buffer.allocUnsafe(BUFFER_BYTES)
     this.used = 0
   }
 
