@@ -19,7 +19,9 @@
 #
 # Knobs (environment): ROUNDS=3 (5 when paired) DURATION=5 WARMUP=2 CONNS=64 PROXY_CPU=0
 # LOAD_CPU=1 BACKEND_PORTS="4000 4001 4002" PROXY_PORT=8080 (the twin: +1) PAIRED
-# ROWS="0 3" (which rows to run, by index; default all) RESULTS_DIR=(a new /tmp dir)
+# ROWS="0 3" (which rows to run, by index; default all) SCRAPE=1 (0: the admin listener
+# is there but nothing asks it) SCRAPE_PATHS="/metrics /api/upstreams" (each asked once a
+# second) RESULTS_DIR=(a new /tmp dir)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -248,15 +250,16 @@ measure() {
   fi
   out="$RESULTS_DIR/r$round-policy-$index.wrk.txt"
   run_wrk "$WARMUP" "$out.warmup" ${twin:+"$out.twin.warmup"} || true
-  if [[ $args == *--admin* ]]; then
+  if [[ $args == *--admin* && ${SCRAPE:-1} == 1 ]]; then
     # Scrape /metrics and the API once a second while measuring, as Prometheus would: one
     # curl process on a kept-alive connection (a new process per scrape would also take
     # the load core from wrk).
-    local urls=() i
+    local urls=() i path paths
+    read -ra paths <<<"${SCRAPE_PATHS:-/metrics /api/upstreams}"
     for ((i = 0; i < DURATION + 2; i++)); do
-      urls+=(-o /dev/null "http://127.0.0.1:$ADMIN_PORT/metrics" -o /dev/null "http://127.0.0.1:$ADMIN_PORT/api/upstreams")
+      for path in "${paths[@]}"; do urls+=(-o /dev/null "http://127.0.0.1:$ADMIN_PORT$path"); done
     done
-    setsid taskset -c "$LOAD_CPU" curl -s --max-time $((DURATION + 10)) --rate 2/s "${urls[@]}" </dev/null >/dev/null 2>&1 &
+    setsid taskset -c "$LOAD_CPU" curl -s --max-time $((DURATION + 10)) --rate "${#paths[@]}/s" "${urls[@]}" </dev/null >/dev/null 2>&1 &
     scraper=$!
     STARTED+=("$scraper")
   fi
