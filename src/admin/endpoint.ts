@@ -1,13 +1,14 @@
-// The admin listener over a process's life. `--admin` fixes it at start; without the flag
-// the config's `admin_listen` is followed across reloads: a new address is bound before
-// the old one closes (a reload whose address cannot be bound fails and changes nothing),
+// The admin listener over a process's life, on a thread of its own (thread.ts). `--admin`
+// fixes it at start; without the flag the config's `admin_listen` is followed across
+// reloads: a new address is bound before the old one closes (a reload whose address
+// cannot be bound fails and changes nothing),
 // a token-only change re-opens the same address so the next request and the dashboard's
 // next connection see the new token, and removing the directive closes the listener.
-import type { Server } from 'node:http'
 import type { AdminListen } from '../config/model.js'
 import type { Logger } from '../log.js'
 import { listenKey } from '../runtime/generation.js'
-import { startAdmin, type AdminBackend, type AdminOptions } from './server.js'
+import type { AdminBackend, AdminOptions } from './server.js'
+import { AdminThread } from './thread.js'
 
 const same = (a: AdminOptions | null, b: AdminOptions | null): boolean =>
   a === b || (a !== null && b !== null && a.host === b.host && a.port === b.port && a.token === b.token)
@@ -19,7 +20,7 @@ export class AdminEndpoint {
   private readonly log: Logger
   /** From the command line: wins over the config, never changes. */
   private readonly fixed: AdminOptions | null
-  private server: Server | null = null
+  private server: AdminThread | null = null
   private options: AdminOptions | null = null
 
   constructor(backend: AdminBackend, log: Logger, fixed: AdminOptions | null) {
@@ -46,13 +47,13 @@ export class AdminEndpoint {
       this.server = null
       await close(old)
       try {
-        this.server = await startAdmin(this.backend, wanted)
+        this.server = await AdminThread.start(this.backend, wanted)
       } catch (err) {
         this.options = null
         throw err
       }
     } else {
-      this.server = await startAdmin(this.backend, wanted)
+      this.server = await AdminThread.start(this.backend, wanted)
       if (old !== null) await close(old)
     }
     this.options = wanted
@@ -61,8 +62,7 @@ export class AdminEndpoint {
   }
 
   address(): { host: string; port: number } | null {
-    const address = this.server?.address()
-    return address && typeof address === 'object' ? { host: address.address, port: address.port } : null
+    return this.server?.address() ?? null
   }
 
   async close(): Promise<void> {
@@ -72,7 +72,6 @@ export class AdminEndpoint {
   }
 }
 
-function close(server: Server): Promise<void> {
-  server.closeAllConnections()
-  return new Promise((resolve) => server.close(() => resolve()))
+function close(server: AdminThread): Promise<void> {
+  return server.close()
 }
