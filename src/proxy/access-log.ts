@@ -1,7 +1,7 @@
-// `access_log PATH [FORMAT]`: one line per request through a buffered stream per file
-// (shared by every location that names it); the line is formatted by a compiled
-// `log_format` (config/log-format.ts).
-import { createWriteStream, type WriteStream } from 'node:fs'
+// `access_log PATH [FORMAT]`: one line per request through a buffer per file (shared by
+// every location that names it); the line is formatted by a compiled `log_format`
+// (config/log-format.ts).
+import { close, open, write } from 'node:fs'
 import type { AccessLog } from '../config/model.js'
 import type { UpstreamTry } from '../config/log-format.js'
 import type { RequestVars } from './request-vars.js'
@@ -19,8 +19,86 @@ const FLUSH_MS = 200
 /** Bytes of lines joined before they are copied into the buffer. */
 const COPY_BYTES = 4096
 
+/** A file written by appending whole buffers, one write at a time, with fs.write itself:
+ *  an fs.WriteStream would run Node's Writable code, which the proxy's sockets run too,
+ *  with a second kind of object, and V8 would then compile that code for both and make
+ *  every proxied response pay (as the admin listener did, see admin/thread.ts). */
+class AppendFile {
+  private fd: number | null = null
+  /** Buffers to write, each with the length of its part to write. */
+  private readonly queue: Array<[Buffer, number]> = []
+  private writing = false
+  private ending: (() => void) | null = null
+  private failed = false
+
+  constructor(
+    private readonly path: string,
+    /** Called with each buffer once it is written (or dropped after an error). */
+    private readonly written: (b: Buffer) => void,
+  ) {
+    open(path, 'a', (err, fd) => {
+      if (err !== null) this.fail(err)
+      else this.fd = fd
+      this.next()
+    })
+  }
+
+  /** Append the first `length` bytes of `b` (the file keeps it until they are written). */
+  append(b: Buffer, length = b.length): void {
+    this.queue.push([b, length])
+    if (!this.writing) this.next()
+  }
+
+  /** Resolves once everything appended is written and the file is closed. */
+  end(): Promise<void> {
+    return new Promise((resolve) => {
+      this.ending = resolve
+      if (!this.writing) this.next()
+    })
+  }
+
+  private next(): void {
+    if (this.fd === null && !this.failed) return // still opening
+    const next = this.queue.shift()
+    if (next === undefined) {
+      this.writing = false
+      if (this.ending !== null) this.finish()
+      return
+    }
+    const [b, length] = next
+    if (this.failed) {
+      this.written(b)
+      return this.next()
+    }
+    this.writing = true
+    this.writeAll(b, 0, length)
+  }
+
+  private writeAll(b: Buffer, from: number, to: number): void {
+    write(this.fd!, b, from, to - from, null, (err, n) => {
+      if (err !== null) this.fail(err)
+      else if (from + n < to) return this.writeAll(b, from + n, to)
+      this.written(b)
+      this.next()
+    })
+  }
+
+  private fail(err: Error): void {
+    if (!this.failed) process.stderr.write(`switchyard: access log ${this.path}: ${err.message}\n`)
+    this.failed = true
+  }
+
+  private finish(): void {
+    const done = this.ending!
+    this.ending = null
+    if (this.fd === null) return done()
+    close(this.fd, () => done())
+    this.fd = null
+  }
+}
+
 class BufferedFile {
-  private readonly stream: WriteStream
+  private readonly file: AppendFile
   /** The bytes of lines logged since the last write to the file. Lines are held as
    *  strings only briefly (`lines`): kept until the write, they would outlive garbage
    *  collections and be promoted, costing more GC. */
@@ -33,8 +111,9 @@ class BufferedFile {
   private timer: NodeJS.Timeout | null = null
 
   constructor(path: string) {
-    this.stream = createWriteStream(path, { flags: 'a' })
-    this.stream.on('error', (err) => process.stderr.write(`switchyard: access log ${path}: ${err.message}\n`))
+    this.file = new AppendFile(path, (b) => {
+      if (b.length === BUFFER_BYTES && this.spare.length < 2) this.spare.push(b)
+    })
   }
 
   /** `line` is a string of bytes (see config/log-format.ts), so its length is its size. */
@@ -56,10 +135,7 @@ class BufferedFile {
     if (this.used + lines.length > BUFFER_BYTES) {
       this.handOff()
       // More than the whole buffer goes out on its own.
-      if (lines.length > BUFFER_BYTES) {
-        this.stream.write(Buffer.from(lines, 'latin1'))
-        return
-      }
+      if (lines.length > BUFFER_BYTES) return this.file.append(Buffer.from(lines, 'latin1'))
     }
     this.used += this.buffer.write(lines, this.used, 'latin1')
   }
@@ -72,22 +148,19 @@ class BufferedFile {
     this.handOff()
   }
 
-  /** The stream keeps the filled buffer until it is written; the next lines go to another,
+  /** The file keeps the filled buffer until it is written; the next lines go to another,
    *  a written one when there is one (a new 64 KiB buffer per write cost more than the
    *  write). */
   private handOff(): void {
     if (this.used === 0) return
-    const full = this.buffer
-    this.stream.write(full.subarray(0, this.used), () => {
-      if (this.spare.length < 2) this.spare.push(full)
-    })
+    this.file.append(this.buffer, this.used)
     this.buffer = this.spare.pop() ?? Buffer.allocUnsafe(BUFFER_BYTES)
     this.used = 0
   }
 
   end(): Promise<void> {
     this.flush()
-    return new Promise((resolve) => this.stream.end(resolve))
+    return this.file.end()
   }
 }
 

@@ -1,7 +1,7 @@
 // access_log PATH writes nginx's combined format; `off` writes nothing; SIGQUIT flushes.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { readFile, stat } from 'node:fs/promises'
+import { readFile, rename, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { freePort, send, upstreams } from '../helpers/net.js'
 import { startSwitchyard, tempDir } from '../helpers/switchyard.js'
@@ -104,3 +104,53 @@ test('an access_log naming an undefined format is a config error', async () => {
   assert.equal(r.code, 1)
   assert.match(r.stderr, new RegExp(`unknown log format "nope" in ${file}:3`))
 })
+
+// Rotation as with nginx: move the file, SIGUSR1, and the next lines go to a new file at
+// the path while the moved one keeps every line written before (one process, and two
+// workers that each hold their own buffer).
+for (const workers of [1, 2]) {
+  test(`SIGUSR1 reopens the access log after a rotation (worker_processes ${workers})`, async () => {
+    const [u] = await upstreams(1)
+    const dir = await tempDir()
+    const log = join(dir, 'access.log')
+    const port = await freePort()
+    const { proc } = await startSwitchyard(`worker_processes ${workers};
+events {}
+http {
+  log_format path '$request_uri';
+  access_log ${log} path;
+  upstream app { server 127.0.0.1:${u!.port}; }
+  server { listen 127.0.0.1:${port}; location / { proxy_pass http://app; } }
+}
+`)
+    try {
+      for (let i = 0; i < 20; i++) await send(port, { path: `/before/${i}` })
+      await rename(log, `${log}.1`)
+      proc.signal('SIGUSR1')
+      // The signal reaches every worker through the primary; lines sent after it settles
+      // go to the new file.
+      const deadline = Date.now() + 5000
+      let i = 0
+      while (Date.now() < deadline) {
+        await send(port, { path: `/after/${i++}` })
+        if ((await stat(log).catch(() => null)) !== null && i >= 20) break
+        await new Promise((r) => setTimeout(r, 20))
+      }
+      proc.signal('SIGQUIT')
+      assert.equal(await proc.exited, 0)
+      const old = (await readFile(`${log}.1`, 'utf8')).trim().split('\n')
+      const fresh = (await readFile(log, 'utf8')).trim().split('\n')
+      // Every /before line is in the moved file, none in the new one.
+      assert.deepEqual(old.filter((l) => l.startsWith('/before/')).sort(), Array.from({ length: 20 }, (_, k) => `/before/${k}`).sort())
+      assert.ok(fresh.every((l) => l.startsWith('/after/')), fresh.join('\n'))
+      // No line lost or written twice across the two files.
+      const after = [...old, ...fresh].filter((l) => l.startsWith('/after/'))
+      assert.equal(new Set(after).size, after.length)
+      assert.equal(after.length, i)
+      assert.ok(fresh.length > 0)
+    } finally {
+      await proc.stop()
+      await u!.close()
+    }
+  })
+}
