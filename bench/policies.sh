@@ -17,7 +17,7 @@
 # range of the per-round ratios, row/twin, of CPU time per request and of req/s. The
 # first row against its own twin shows what the method cannot tell apart.
 #
-# Knobs (environment): ROUNDS=3 (5 when paired) DURATION=5 WARMUP=2 CONNS=64 PROXY_CPU=0
+# Knobs (environment): ROUNDS=3 (8 when paired) DURATION=5 WARMUP=2 CONNS=64 PROXY_CPU=0
 # LOAD_CPU=1 BACKEND_PORTS="4000 4001 4002" PROXY_PORT=8080 (the twin: +1) PAIRED
 # ROWS="0 3" (which rows to run, by index; default all) SCRAPE=1 (0: the admin listener
 # is there but nothing asks it) SCRAPE_PATHS="/metrics /api/upstreams" (each asked once a
@@ -28,7 +28,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SHARED=${SHARED_BENCH:-$ROOT/../shared/bench}
 SET=${SET:-policies}
 PAIRED=${PAIRED:-$([[ $SET == modes ]] && echo 1 || echo 0)}
-ROUNDS=${ROUNDS:-$([[ $PAIRED == 1 ]] && echo 5 || echo 3)}
+ROUNDS=${ROUNDS:-$([[ $PAIRED == 1 ]] && echo 8 || echo 3)}
 DURATION=${DURATION:-5}
 WARMUP=${WARMUP:-2}
 CONNS=${CONNS:-64}
