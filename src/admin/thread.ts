@@ -61,6 +61,8 @@ export class AdminThread {
       })
       worker.once('error', reject)
       worker.on('error', (err) => backend.log.error(`admin listener thread: ${err.message}`))
+      // A thread that ends before it listens (it failed to load) must not leave us waiting.
+      worker.once('exit', (code) => reject(new Error(`the admin listener thread exited with code ${code} before it listened`)))
     })
   }
 
