@@ -38,14 +38,14 @@ export class AdminEndpoint {
     const oldOptions = this.options
     if (wanted === null) {
       this.server = this.options = null
-      if (old !== null) await close(old)
+      if (old !== null) await old.close()
       this.log.notice('admin listener closed')
       return
     }
     // The same address cannot be bound twice: a token-only change closes first.
     if (old !== null && oldOptions !== null && sameAddress(oldOptions, wanted)) {
       this.server = null
-      await close(old)
+      await old.close()
       try {
         this.server = await AdminThread.start(this.backend, wanted)
       } catch (err) {
@@ -54,7 +54,7 @@ export class AdminEndpoint {
       }
     } else {
       this.server = await AdminThread.start(this.backend, wanted)
-      if (old !== null) await close(old)
+      if (old !== null) await old.close()
     }
     this.options = wanted
     const a = this.address()!
@@ -68,10 +68,6 @@ export class AdminEndpoint {
   async close(): Promise<void> {
     const server = this.server
     this.server = this.options = null
-    if (server !== null) await close(server)
+    if (server !== null) await server.close()
   }
-}
-
-function close(server: AdminThread): Promise<void> {
-  return server.close()
 }

@@ -7,11 +7,10 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { upstreams } from '../helpers/net.js'
+import { freePort, upstreams } from '../helpers/net.js'
 import { exchange, statuses } from '../helpers/edge-corpus.js'
 import { NginxProcess } from '../helpers/nginx.js'
 import { startSwitchyard, tempDir } from '../helpers/switchyard.js'
-import { freePort } from '../helpers/net.js'
 
 // Nothing here depends on time, ports or the upstream's answer.
 const FIELDS = '$remote_addr|$remote_user|$request|$status|$request_method|$request_uri|$args|$arg_q|"$http_user_agent"|"$http_referer"|$http_x_missing'
